@@ -1,0 +1,95 @@
+"""What every pipeline shares: per-input failure capture and the run lifecycle.
+
+A pipeline hands :func:`run` its inputs and a function that turns a Ray
+Dataset of inputs into a Dataset of rows. The runner claims OUT, drops inputs
+that earlier runs completed, writes through :class:`ShardDatasink`, and
+finalizes OUT. Stages wrap each input in :func:`rows_for_input`, so a bad input
+becomes one error row and the rest of the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+import ray
+
+from factory.dataset import ResumeState, finalize, prepare
+from factory.pipelines.runtime import init_ray
+from factory.pipelines.sink import ShardDatasink
+from factory.shards import ShardLimits, make_key
+from factory.storage import StorageConfig, open_location
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One unit of work (a video, a model) with a stable id."""
+
+    input_id: str
+    uri: str
+    split: str = "all"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def rows_for_input(item: dict, produce: Callable[[], Iterable[dict]]) -> list[dict]:
+    """Run one input's stage and tag its rows; any exception becomes one error row.
+
+    ``item`` is an :class:`InputItem` as a dict (how Ray Data carries it).
+    An input that yields nothing gets one ``empty`` row, so a resumed run
+    knows it is done.
+    """
+    input_id, split = item["input_id"], item.get("split") or "all"
+    try:
+        rows = list(produce())
+    except Exception as exc:  # per-input failures are data, not crashes
+        log.warning("input %s failed: %s", input_id, exc)
+        log.debug("%s", traceback.format_exc())
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        rows = [{"__key__": make_key(input_id, "error"), "__error__": message}]
+    if not rows:
+        rows = [{"__key__": make_key(input_id, "empty"), "__status__": "empty"}]
+    for row in rows:
+        row["__input__"] = input_id
+        row["__input_rows__"] = len(rows)
+        row.setdefault("__split__", split)
+    return rows
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did: counts from dataset.json and what resume skipped."""
+
+    dataset: dict[str, Any]
+    inputs_total: int
+    inputs_skipped: int
+    leftovers_removed: int
+
+
+def run(
+    pipeline: str,
+    out_url: str,
+    config: dict[str, Any],
+    inputs: list[InputItem],
+    build: Callable[[ray.data.Dataset], ray.data.Dataset],
+    limits: ShardLimits = ShardLimits(),
+    storage: StorageConfig | None = None,
+    resume: bool = True,
+) -> RunResult:
+    """Run ``build`` over the inputs not yet complete under ``out_url``."""
+    out = open_location(out_url, storage)
+    state: ResumeState = prepare(out, pipeline, config, resume=resume)
+    todo = [i for i in inputs if i.input_id not in state.complete_inputs]
+    log.info("%d inputs, %d already complete, %d to do", len(inputs), len(inputs) - len(todo), len(todo))
+    if todo:
+        init_ray()
+        ds = ray.data.from_items([asdict(i) for i in todo], override_num_blocks=len(todo))
+        sink = ShardDatasink(out.url, state.next_shard, state.committed_keys, limits, storage)
+        # No task retries for the write: a retried task could commit a shard
+        # twice. A failed run is resumed instead, which is exact.
+        build(ds).write_datasink(sink, ray_remote_args={"max_retries": 0})
+    info = finalize(out, pipeline, config)
+    return RunResult(info, len(inputs), len(inputs) - len(todo), len(state.removed_leftovers))

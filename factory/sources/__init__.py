@@ -1,0 +1,1 @@
+"""Input sources: PMX/PMD model files and their textures (pure Python + numpy)."""

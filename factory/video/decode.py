@@ -1,0 +1,246 @@
+"""Streaming video and audio decode with decord.
+
+A video is opened once; its frame timestamps and key frames come from the
+container index, a sampling policy (looked up by name in `SAMPLING_POLICIES`)
+picks frame indices, and frames are decoded in batches of at most
+`SamplingSettings.batch_size`, so a long video never sits in memory whole.
+Audio is decoded once at open to mono float32 at 16 kHz (64 kB per second of
+video), because decord's AudioReader decodes the whole stream when it opens.
+
+Every failure to open or decode ends as one `VideoDecodeError` with a
+one-line message, never a decord traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import decord
+import numpy as np
+from decord.base import DECORDError
+
+AUDIO_SAMPLE_RATE = 16_000
+# Errors decord raises for unreadable input (it uses both).
+_DECORD_ERRORS = (RuntimeError, DECORDError)
+# decord prefixes messages (nested, sometimes twice) with "[hh:mm:ss] /src/file.cc:123: ".
+_DECORD_PREFIX = re.compile(r"^(?:\[[\d:]+\]\s+\S+:\d+:\s*)+")
+_NO_AUDIO_STREAM = "Can't find audio stream"
+
+
+class VideoDecodeError(Exception):
+    """A video could not be opened or decoded. The message is one line."""
+
+
+def _reason(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = _DECORD_PREFIX.sub("", lines[0]) if lines else type(exc).__name__
+    # decord's open failure says only "Error reading <path>..."; ffmpeg's reason goes to stderr.
+    return "damaged or unsupported container" if text.startswith("Error reading") else text
+
+
+@dataclass(frozen=True)
+class VideoMeta:
+    """What the container says about a video."""
+
+    fps: float
+    frame_count: int
+    duration_s: float
+    width: int
+    height: int
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """What a sampling policy sees of a video."""
+
+    times: np.ndarray  # (n,) start time of each frame in seconds, ascending
+    key_indices: np.ndarray  # sorted indices of key (I) frames
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Which frames to decode, and how many per decode call."""
+
+    policy: str = "every"  # a key of SAMPLING_POLICIES
+    interval_s: float = 0.5  # method A: one frame every 0.5 s
+    p_frames_per_s: float = 1.0  # method D: key frames plus one P-frame per second
+    batch_size: int = 16  # frames per decode call; bounds memory
+
+    def __post_init__(self) -> None:
+        if self.policy not in SAMPLING_POLICIES:
+            known = ", ".join(sorted(SAMPLING_POLICIES))
+            raise ValueError(f"unknown sampling policy {self.policy!r}; known: {known}")
+        if self.interval_s <= 0 or self.p_frames_per_s <= 0 or self.batch_size < 1:
+            raise ValueError("interval_s and p_frames_per_s must be > 0 and batch_size >= 1")
+
+
+def _frame_at(timeline: Timeline, times: np.ndarray) -> np.ndarray:
+    """Index of the frame on screen at each time (the last one starting at or before it)."""
+    # The small slack keeps a frame whose timestamp is 0.49999 for t = 0.5.
+    idx = np.searchsorted(timeline.times, times + 1e-6, side="right") - 1
+    return np.clip(idx, 0, len(timeline.times) - 1)
+
+
+def sample_every(timeline: Timeline, settings: SamplingSettings) -> np.ndarray:
+    """Method A: the frame on screen every `interval_s` seconds from 0."""
+    targets = np.arange(0.0, timeline.duration_s, settings.interval_s)
+    return np.unique(_frame_at(timeline, targets))
+
+
+def sample_keyframes(timeline: Timeline, settings: SamplingSettings) -> np.ndarray:
+    """Method D: every key frame plus the first non-key frame of each 1/p_frames_per_s window."""
+    is_key = np.zeros(len(timeline.times), dtype=bool)
+    is_key[timeline.key_indices] = True
+    window = np.floor(timeline.times * settings.p_frames_per_s + 1e-9).astype(np.int64)
+    others = np.flatnonzero(~is_key)
+    _, first = np.unique(window[others], return_index=True)
+    return np.union1d(timeline.key_indices, others[first])
+
+
+SamplingPolicy = Callable[[Timeline, SamplingSettings], np.ndarray]
+SAMPLING_POLICIES: dict[str, SamplingPolicy] = {
+    "every": sample_every,
+    "keyframes": sample_keyframes,
+}
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """Decoded frames of one batch, in frame order."""
+
+    indices: np.ndarray  # (n,) int64 frame indices
+    times: np.ndarray  # (n,) float64 frame start times, seconds
+    kinds: tuple[str, ...]  # 'k' for a key frame, 'p' for any other
+    frames: np.ndarray  # (n, height, width, 3) uint8 RGB
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[tuple[int, float, str, np.ndarray]]:
+        """Yield (frame_index, time_s, kind, frame) per frame."""
+        for i, index in enumerate(self.indices):
+            yield int(index), float(self.times[i]), self.kinds[i], self.frames[i]
+
+
+class Video:
+    """An open video (a path or the file's bytes) with streaming frame and audio access.
+
+    Use as a context manager; bytes are spilled to a temporary file that
+    `close()` removes.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        sample_rate: int = AUDIO_SAMPLE_RATE,
+        num_threads: int = 0,
+    ) -> None:
+        self._tmp_path: Path | None = None
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self.name = f"<{len(source)} bytes>"
+            path = self._spill(bytes(source))
+        else:
+            path = Path(source)
+            self.name = path.name
+        self.sample_rate = sample_rate
+        try:
+            self._open(path, num_threads)
+        except BaseException:
+            self.close()
+            raise
+
+    def _spill(self, data: bytes) -> Path:
+        with tempfile.NamedTemporaryFile(suffix=".mp4", delete=False) as tmp:
+            tmp.write(data)
+        self._tmp_path = Path(tmp.name)
+        return self._tmp_path
+
+    def _fail(self, what: str) -> VideoDecodeError:
+        return VideoDecodeError(f"{self.name}: {what}")
+
+    def _open(self, path: Path, num_threads: int) -> None:
+        if not path.is_file():
+            raise self._fail("no such file")
+        if path.stat().st_size == 0:
+            raise self._fail("empty file (0 bytes)")
+        try:
+            self._reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=num_threads)
+            frame_count = len(self._reader)
+            if frame_count == 0:
+                raise self._fail("no video frames")
+            stamps = self._reader.get_frame_timestamp(np.arange(frame_count))
+            keys = np.asarray(self._reader.get_key_indices(), dtype=np.int64)
+            height, width = self._reader[0].shape[:2]
+            fps = float(self._reader.get_avg_fps())
+        except _DECORD_ERRORS as exc:
+            raise self._fail(f"not a readable video ({_reason(exc)})") from None
+        self._audio = self._open_audio(path)
+        duration = float(stamps[-1, 1]) if stamps[-1, 1] > 0 else frame_count / fps
+        self.timeline = Timeline(times=stamps[:, 0].astype(np.float64), key_indices=keys, duration_s=duration)
+        self.meta = VideoMeta(
+            fps=fps,
+            frame_count=frame_count,
+            duration_s=duration,
+            width=int(width),
+            height=int(height),
+            has_audio=self._audio is not None,
+        )
+
+    def _open_audio(self, path: Path) -> decord.AudioReader | None:
+        try:
+            return decord.AudioReader(str(path), ctx=decord.cpu(0), sample_rate=self.sample_rate, mono=True)
+        except _DECORD_ERRORS as exc:
+            if _NO_AUDIO_STREAM in str(exc):
+                return None
+            raise self._fail(f"unreadable audio stream ({_reason(exc)})") from None
+
+    def plan(self, sampling: SamplingSettings) -> np.ndarray:
+        """Sorted frame indices the sampling policy picks."""
+        return SAMPLING_POLICIES[sampling.policy](self.timeline, sampling)
+
+    def frame_batches(self, sampling: SamplingSettings | None = None) -> Iterator[FrameBatch]:
+        """Decode the planned frames, at most `sampling.batch_size` per decode call."""
+        sampling = sampling or SamplingSettings()
+        indices = self.plan(sampling)
+        is_key = np.isin(indices, self.timeline.key_indices)
+        for start in range(0, len(indices), sampling.batch_size):
+            chunk = indices[start : start + sampling.batch_size]
+            try:
+                frames = self._reader.get_batch(chunk.tolist()).asnumpy()
+            except _DECORD_ERRORS as exc:
+                span = f"{chunk[0]}-{chunk[-1]}"
+                raise self._fail(f"cannot decode frames {span} ({_reason(exc)})") from None
+            yield FrameBatch(
+                indices=chunk,
+                times=self.timeline.times[chunk],
+                kinds=tuple("k" if k else "p" for k in is_key[start : start + len(chunk)]),
+                frames=frames,
+            )
+
+    def audio(self) -> np.ndarray:
+        """The whole audio track, mono float32 in [-1, 1] at `sample_rate`; empty without audio."""
+        if self._audio is None:
+            return np.zeros(0, dtype=np.float32)
+        return np.ascontiguousarray(self._audio[:].asnumpy()[0], dtype=np.float32)
+
+    def close(self) -> None:
+        """Release the readers and remove a spilled temporary file."""
+        self._reader = None
+        self._audio = None
+        if self._tmp_path is not None:
+            self._tmp_path.unlink(missing_ok=True)
+            self._tmp_path = None
+
+    def __enter__(self) -> Video:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
