@@ -1,0 +1,174 @@
+"""`factory <command>`: the command line of the dataset factory.
+
+Each subcommand is one entry of ``COMMANDS``: a function that adds its
+arguments and a handler. Heavy modules (Ray, torch, bpy) are imported inside
+handlers so ``--help`` answers at once. Any user-facing failure ends as one
+line on stderr and a non-zero exit, never a traceback wall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from factory.storage import StorageError
+
+EXIT_ERROR, EXIT_NOT_BUILT = 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class NotBuiltYet(Exception):
+    """A command of the contract whose pipeline does not exist yet."""
+
+
+def _not_built(issue: int, what: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        raise NotBuiltYet(f"'factory {args.command}' is not built yet: {what} (tracked in issue #{issue})")
+
+    return handler
+
+
+# -- built commands ---------------------------------------------------------------
+def _inspect(args: argparse.Namespace) -> int:
+    from factory.storage import open_location
+    from factory.summary import summarize
+
+    summary = summarize(open_location(args.url))
+    print(summary.to_json() if args.json else summary.to_text())
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    import os
+
+    from factory.report import write_report
+    from factory.storage import open_location
+
+    out = open_location(args.data)
+    folder = args.out or (os.path.join(out.root, "report") if out.is_local else "report")
+    print(write_report(out, folder))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from factory.pipelines.demo import run_demo
+
+    return run_demo(args.out, workers=args.workers)
+
+
+# -- argument sets ----------------------------------------------------------------
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="demo-out", help="output folder or URL (default: demo-out)")
+    p.add_argument("--workers", default="1:2", help="actor pool size MIN:MAX (default 1:2)")
+
+
+def _add_video(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help="video/channel/playlist URL, local file, or a text file listing them")
+    p.add_argument("--out", required=True, help="output folder or URL (path, file://, s3://)")
+    p.add_argument("--detector", default="mediapipe", help="mediapipe | yolo:NAME[@VERSION] | animeface")
+    p.add_argument("--style", default="3d", choices=["3d", "2d", "any"], help="keep videos of this style (default 3d)")
+    p.add_argument("--workers", default="1:2", help="detection actor pool MIN:MAX")
+    p.add_argument("--gpus", type=float, default=0.0, help="GPUs per detection actor")
+    p.add_argument("--resume", action="store_true", help="continue a dataset already in --out")
+
+
+def _add_annotate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", required=True, help="folder or URL of PMX models")
+    p.add_argument("--out", required=True, help="output folder or URL for the annotation table and renders")
+
+
+def _add_render(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", required=True, help="folder or URL of PMX models (or zip archives)")
+    p.add_argument("--out", required=True, help="output folder or URL")
+    p.add_argument("--images-per-model", type=int, help="override the paper's 100 / 20 images per model")
+    p.add_argument("--render-workers", default="1:2", help="Blender actor pool MIN:MAX")
+    p.add_argument("--engine", default="cycles", choices=["cycles", "eevee", "workbench"])
+    p.add_argument("--gpu", action="store_true", help="render on the GPU")
+    p.add_argument("--annotations", help="edited annotation table from 'factory annotate'")
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=["classifier", "detector"])
+    p.add_argument("--data", required=True, help="dataset URL (committed shards)")
+    p.add_argument("--out", required=True, help="model store URL")
+
+
+def _add_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="dataset URL")
+    p.add_argument("--out", help="folder for index.html and figures (default: DATA/report)")
+
+
+def _add_inspect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("url", help="dataset URL")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+# name -> (help line, argument adder, handler)
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {
+    "demo": ("run the built pipelines on inputs the factory makes, then inspect and report", _add_demo, _demo),
+    "video": (
+        "mine face tracks and voice clips from videos (methods A, C, D)",
+        _add_video,
+        _not_built(3, "face detection, tracks, alignment and voice clips"),
+    ),
+    "annotate": (
+        "map PMX morphs onto the 23 target morphs and inspect them by rendering",
+        _add_annotate,
+        _not_built(4, "morph annotation with render-diff inspection"),
+    ),
+    "render": (
+        "render PMX models to posed face images with Blender (method B)",
+        _add_render,
+        _not_built(4, "the Blender render actor pool"),
+    ),
+    "train": (
+        "train the anime face detector or the age/gender classifier",
+        _add_train,
+        _not_built(5, "detector and classifier training"),
+    ),
+    "report": ("draw the dataset report (HTML + PNG figures) from committed shards", _add_report, _report),
+    "inspect": ("summarise a dataset: shards, samples, bytes, kinds, splits, errors", _add_inspect, _inspect),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used to document the CLI)."""
+    parser = argparse.ArgumentParser(
+        prog="factory",
+        description=(
+            "Anime-character dataset factory. Without RAY_ADDRESS a command starts an embedded "
+            "local Ray; with it, it joins that cluster (as under 'ray job submit')."
+        ),
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_line, add_args, _) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=help_line, description=help_line))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``factory`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return COMMANDS[args.command][2](args)
+    except NotBuiltYet as exc:
+        print(f"factory: {exc}", file=sys.stderr)
+        return EXIT_NOT_BUILT
+    except (StorageError, ValueError, FileNotFoundError) as exc:
+        print(f"factory {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("factory: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

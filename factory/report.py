@@ -1,0 +1,137 @@
+"""`factory report`: an HTML page with figures drawn from committed shards.
+
+Generic for now: sample counts per kind / split / status, a histogram of
+every numeric top-level field of the sample json, and a contact sheet of
+image samples. The papers' own figures join as the pipelines produce
+their fields.
+"""
+
+from __future__ import annotations
+
+import collections
+import html
+import io
+import json
+import os
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from factory.shards import iter_samples, read_index  # noqa: E402
+from factory.storage import Location  # noqa: E402
+from factory.summary import summarize  # noqa: E402
+
+IMAGE_FIELDS = ("jpg", "png", "jpeg")
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """How much the report draws."""
+
+    thumbnails: int = 64
+    thumb_px: int = 96
+    max_histograms: int = 12
+
+
+def _numeric_fields(json_texts: list[str | None]) -> dict[str, list[float]]:
+    values: dict[str, list[float]] = collections.defaultdict(list)
+    for text in json_texts:
+        if not text:
+            continue
+        try:
+            meta = json.loads(text)
+        except ValueError:
+            continue
+        for k, v in meta.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                values[k].append(float(v))
+    return dict(values)
+
+
+def _save(fig, folder: str, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, name), dpi=90)
+    plt.close(fig)
+    return name
+
+
+def _bar(counts: dict[str, int], title: str, folder: str, name: str) -> str:
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    keys = sorted(counts)
+    ax.bar(keys, [counts[k] for k in keys], color="#4a7")
+    ax.set_title(title)
+    ax.tick_params(axis="x", labelrotation=30)
+    return _save(fig, folder, name)
+
+
+def _histogram(name: str, values: list[float], folder: str) -> str:
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    ax.hist(values, bins=min(30, max(5, len(set(values)))), color="#47a")
+    ax.set_title(f"{name} (n={len(values)})")
+    return _save(fig, folder, f"hist_{name}.png")
+
+
+def contact_sheet(out: Location, settings: ReportSettings) -> Image.Image | None:
+    """Tile the first image samples into one picture (None if there are none)."""
+    thumbs = []
+    for sample in iter_samples(out):
+        field = next((f for f in IMAGE_FIELDS if f in sample), None)
+        if field is None:
+            continue
+        img = Image.open(io.BytesIO(sample[field])).convert("RGBA")
+        img.thumbnail((settings.thumb_px, settings.thumb_px))
+        thumbs.append(img)
+        if len(thumbs) >= settings.thumbnails:
+            break
+    if not thumbs:
+        return None
+    cols = int(np.ceil(np.sqrt(len(thumbs))))
+    rows = int(np.ceil(len(thumbs) / cols))
+    px = settings.thumb_px
+    sheet = Image.new("RGBA", (cols * px, rows * px), (40, 40, 40, 255))
+    for i, t in enumerate(thumbs):
+        sheet.alpha_composite(t, ((i % cols) * px + (px - t.width) // 2, (i // cols) * px + (px - t.height) // 2))
+    return sheet
+
+
+def write_report(out: Location, folder: str, settings: ReportSettings = ReportSettings()) -> str:
+    """Draw the report of the dataset at ``out`` into ``folder``; returns the HTML path."""
+    os.makedirs(folder, exist_ok=True)
+    summary = summarize(out)
+    index = read_index(out)
+    status = index.column("status").to_pylist()
+    figures = [
+        _bar(collections.Counter(status), "rows by status", folder, "status.png"),
+    ]
+    if summary.kinds:
+        figures.append(_bar(summary.kinds, "samples by kind", folder, "kinds.png"))
+    if summary.splits:
+        figures.append(_bar(summary.splits, "samples by split", folder, "splits.png"))
+    ok_json = [j for j, s in zip(index.column("json").to_pylist(), status) if s == "ok"]
+    numeric = _numeric_fields(ok_json)
+    for name in sorted(numeric)[: settings.max_histograms]:
+        figures.append(_histogram(name, numeric[name], folder))
+    sheet = contact_sheet(out, settings)
+    if sheet is not None:
+        sheet.save(os.path.join(folder, "contact_sheet.png"))
+        figures.append("contact_sheet.png")
+    errors = [(k, e) for k, e, s in zip(index.column("input_id").to_pylist(), index.column("error").to_pylist(), status) if s == "error"]
+    page = [
+        "<!doctype html><meta charset='utf-8'><title>factory report</title>",
+        "<style>body{font-family:sans-serif;margin:2em} img{margin:.5em;border:1px solid #ccc}</style>",
+        f"<h1>Dataset report</h1><pre>{html.escape(summary.to_text())}</pre>",
+        "<h2>Figures</h2>",
+        *[f"<img src='{html.escape(f)}' alt='{html.escape(f)}'>" for f in figures],
+        f"<h2>Errors ({len(errors)})</h2><table>",
+        *[f"<tr><td>{html.escape(k)}</td><td>{html.escape(e or '')}</td></tr>" for k, e in errors[:200]],
+        "</table>",
+    ]
+    path = os.path.join(folder, "index.html")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(page))
+    return path
