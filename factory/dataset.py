@@ -27,6 +27,7 @@ from factory.shards import (
     STATS_DIR,
     SPLITS,
     committed_stats,
+    parquet_from_bytes,
     parse_shard_name,
     read_index,
 )
@@ -186,4 +187,4 @@ def finalize(out: Location, pipeline: str, config: dict[str, Any], models: dict 
 
 def read_errors(out: Location) -> pa.Table:
     """errors.parquet of a finalized dataset."""
-    return pq.read_table(io.BytesIO(out.read_bytes(ERRORS_PARQUET)))
+    return parquet_from_bytes(out.read_bytes(ERRORS_PARQUET))

@@ -392,10 +392,20 @@ def committed_shard_paths(out: Location, split: str | None = None) -> list[str]:
     return [out.path(SHARD_DIR, s.name) for s in committed_stats(out, split)]
 
 
+def parquet_from_bytes(data: bytes) -> pa.Table:
+    """Read a small parquet file held in memory.
+
+    Single-threaded on purpose: pyarrow's threaded reader can abort the
+    process at interpreter exit (apache/arrow#34314), seen here on ~20 % of
+    short CLI runs; these files are small, so threads buy nothing.
+    """
+    return pq.ParquetFile(io.BytesIO(data)).read(use_threads=False)
+
+
 def read_index(out: Location, split: str | None = None) -> pa.Table:
     """The index rows of all committed shards as one table."""
     tables = [
-        pq.read_table(io.BytesIO(out.read_bytes(f"{INDEX_DIR}/{shard_name(s.split, s.shard, 'parquet')}")))
+        parquet_from_bytes(out.read_bytes(f"{INDEX_DIR}/{shard_name(s.split, s.shard, 'parquet')}"))
         for s in committed_stats(out, split)
     ]
     return pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()

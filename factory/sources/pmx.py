@@ -111,9 +111,11 @@ class _Cursor:
         """Read an int32 count and refuse one the remaining bytes cannot hold."""
         at = self.pos
         n = self.i32()
-        if n < 0 or n * min_record > self.remaining():
+        if n < 0:
+            raise self.error(f"negative {what} count {n}", at)
+        if n * min_record > self.remaining():
             raise self.error(
-                f"absurd {what} count {n} (needs at least {max(n, 0) * min_record} bytes, "
+                f"truncated or absurd {what} count {n} (needs at least {n * min_record} bytes, "
                 f"have {self.remaining()})",
                 at,
             )
@@ -373,7 +375,8 @@ class _Reader:
         n = cur.count(f"offset of morph '{name}'", file_dtype.itemsize)
         start = cur.pos
         offsets = cur.records(file_dtype, n).astype(morph_offset_dtype(kind))
-        check = _IndexCheck(offsets["index"], f"morph '{name}' target", start, file_dtype.itemsize)
+        what = f"morph '{name}' {index_kind.name.lower().replace('_', ' ')}"
+        check = _IndexCheck(offsets["index"], what, start, file_dtype.itemsize)
         if index_kind is IndexKind.RIGID_BODY:  # rigid bodies are counted later: checked then
             self.pending_impulses.append(check)
         else:

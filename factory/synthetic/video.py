@@ -92,7 +92,7 @@ class VideoSpec:
     second_face: bool = False  # a smaller second face beside the main one in shot 0
     speech: tuple[SpeechLine, ...] = (
         SpeechLine(1.0, "Hello there, my name is Mimi and I live in a small house by the sea."),
-        SpeechLine(7.5, "Good morning everyone, today we will build a boat together."),
+        SpeechLine(7.0, "Good morning everyone, today we will build a little wooden boat together by the river."),
     )
     with_audio: bool = True
     music_gain: float = 0.12  # music peak amplitude
@@ -127,6 +127,7 @@ class SyntheticVideo:
     frame_times: np.ndarray  # (n_frames,) seconds
     faces: tuple[FaceTruth, ...]
     speech_intervals: tuple[Interval, ...]  # where speech sounds, seconds
+    speakers: tuple[str, ...]  # face_id of who speaks each speech interval
     cut_times: tuple[float, ...]  # time of the first frame of each new shot
     key_indices: tuple[int, ...]  # frames encoded as key frames
 
@@ -149,24 +150,25 @@ class Part:
     concave: bool = False  # 3D style: shaded as a hollow (mouth)
 
 
+_EYE_X, _EYE_Y = 0.38, -0.05  # eye (pupil) centres in head radii: the eye truth
+
+
 def _face_parts(mouth_open: float) -> list[Part]:
     parts = [Part(0, 0, 1, 1, "skin", outline=True), Part(0, -0.35, 1.06, 0.75, "hair", True, True)]
     for side in (-1, 1):
+        x = side * _EYE_X
         parts += [
-            Part(side * 0.38, -0.05, 0.2, 0.15, "white", outline=True),
-            Part(side * 0.38, -0.03, 0.11, 0.12, "iris"),
-            Part(side * 0.38, -0.03, 0.05, 0.055, "pupil"),
-            Part(side * 0.34, -0.08, 0.035, 0.035, "white"),
-            Part(side * 0.38, -0.27, 0.18, 0.035, "brow"),
+            Part(x, _EYE_Y, 0.2, 0.15, "white", outline=True),
+            Part(x, _EYE_Y, 0.11, 0.12, "iris"),
+            Part(x, _EYE_Y, 0.05, 0.055, "pupil"),
+            Part(x - 0.06, _EYE_Y - 0.07, 0.03, 0.03, "white"),  # highlight, clear of the eye centre
+            Part(x, -0.27, 0.18, 0.035, "brow"),
         ]
     parts += [
         Part(0, 0.2, 0.04, 0.05, "nose"),
         Part(0, 0.5, 0.22, 0.02 + 0.16 * mouth_open, "mouth", outline=True, concave=True),
     ]
     return parts
-
-
-_EYE_X, _EYE_Y = 0.38, -0.05  # sclera centres, the eye truth
 
 
 def _part_colours(character: Character) -> dict[str, RGB]:
@@ -267,7 +269,7 @@ def _shaded_background(width: int, height: int, sky: RGB, ground: RGB) -> np.nda
     t = np.linspace(0.0, 1.0, height)[:, None, None]
     top, bottom = np.asarray(sky, float) * 1.1, np.asarray(ground, float) * 0.8
     img = np.clip(top * (1 - t) + bottom * t, 0, 255).repeat(width, axis=1).astype(np.uint8)
-    hill = Part(0, 0, 1, 1, "ground")
+    hill = Part(0, 0, 1, 1, "ground")  # the painter takes the colour itself; the name is only a label
     _shaded_ellipse(img, (width * 0.15, height * 1.05), (width * 0.5, height * 0.45), 0.0, ground, hill)
     return img
 
@@ -355,7 +357,7 @@ def _loudness(track: np.ndarray, times: np.ndarray, window_s: float = 0.04) -> n
     """RMS of `track` in a window around each time, scaled so loud speech is about 1."""
     half = int(window_s * AUDIO_RATE / 2)
     centres = np.round(times * AUDIO_RATE).astype(int)
-    rms = np.array([np.sqrt(np.mean(track[max(0, c - half) : c + half] ** 2)) if c < len(track) else 0.0 for c in centres])
+    rms = np.array([np.sqrt(np.mean(track[max(0, c - half) : c + half] ** 2)) for c in centres])
     peak = rms.max()
     return np.clip(rms / (0.6 * peak), 0.0, 1.0) if peak > 0 else rms
 
@@ -383,21 +385,32 @@ def _pose(spec: VideoSpec, place: Placement, phase: np.ndarray, t: float, mouth_
     )
 
 
-def _soundtrack(spec: VideoSpec, workdir: Path, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[Interval]]:
-    """(mix, speech only, speech intervals) for the whole video."""
+def _speaker(spec: VideoSpec, line: SpeechLine) -> str:
+    return MAIN_FACES[_shot_of(spec, line.start_s)].character
+
+
+@dataclass(frozen=True)
+class _Soundtrack:
+    mix: np.ndarray  # speech over music, the video's audio
+    speech: np.ndarray  # speech alone, drives the mouths
+    intervals: tuple[Interval, ...]  # in time order
+    speakers: tuple[str, ...]  # face_id per interval
+
+
+def _soundtrack(spec: VideoSpec, workdir: Path, rng: np.random.Generator) -> _Soundtrack:
     n = round(spec.duration_s * AUDIO_RATE)
     speech = np.zeros(n, dtype=np.float32)
     intervals: list[Interval] = []
-    for line in sorted(spec.speech, key=lambda line: line.start_s):
-        voice = CHARACTERS[MAIN_FACES[_shot_of(spec, line.start_s)].character].voice
-        clip = speak(line.text, voice, workdir)
+    lines = sorted(spec.speech, key=lambda line: line.start_s)
+    for line in lines:
+        clip = speak(line.text, CHARACTERS[_speaker(spec, line)].voice, workdir)
         start = round(line.start_s * AUDIO_RATE)
         if start + len(clip) > n or (intervals and line.start_s < intervals[-1][1]):
             raise ValueError(f"speech line at {line.start_s} s overlaps another line or the video end")
         speech[start : start + len(clip)] = clip
         intervals.append((line.start_s, (start + len(clip)) / AUDIO_RATE))
     mix = np.clip(speech + music(spec.duration_s, spec.music_gain, rng), -1.0, 1.0)
-    return mix, speech, intervals
+    return _Soundtrack(mix, speech, tuple(intervals), tuple(_speaker(spec, line) for line in lines))
 
 
 def _encode(path: Path, spec: VideoSpec, frames, audio_wav: Path | None, log: Path) -> None:
@@ -435,12 +448,12 @@ def make_video(path: str | Path, spec: VideoSpec | None = None) -> SyntheticVide
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        audio_wav, speech_intervals, talk = None, [], np.zeros(n_frames)
-        if spec.with_audio:
-            mix, speech, speech_intervals = _soundtrack(spec, workdir, rng)
-            talk = _loudness(speech, times)
+        sound = _soundtrack(spec, workdir, rng) if spec.with_audio else None
+        talk = _loudness(sound.speech, times) if sound else np.zeros(n_frames)
+        audio_wav = None
+        if sound is not None:
             audio_wav = workdir / "audio.wav"
-            audio_wav.write_bytes(wav_bytes(mix, AUDIO_RATE))
+            audio_wav.write_bytes(wav_bytes(sound.mix, AUDIO_RATE))
 
         def frames():
             for i, t in enumerate(times):
@@ -458,14 +471,16 @@ def make_video(path: str | Path, spec: VideoSpec | None = None) -> SyntheticVide
 
         _encode(path, spec, frames(), audio_wav, workdir / "ffmpeg.log")
 
-    cut_times = tuple(float(times[i]) for i in range(1, n_frames) if _shot_of(spec, times[i]) != _shot_of(spec, times[i - 1]))
-    faces = tuple(_face_truth(face, times, eyes[face], boxes[face], rolls[face], spec.fps) for face in face_ids)
+    shots = [_shot_of(spec, t) for t in times]
+    cut_times = tuple(float(times[i]) for i in range(1, n_frames) if shots[i] != shots[i - 1])
+    faces = (_face_truth(face, times, eyes[face], boxes[face], rolls[face], spec.fps) for face in face_ids)
     return SyntheticVideo(
         path=path,
         spec=spec,
         frame_times=times,
         faces=tuple(face for face in faces if face is not None),
-        speech_intervals=tuple(speech_intervals),
+        speech_intervals=sound.intervals if sound else (),
+        speakers=sound.speakers if sound else (),
         cut_times=cut_times,
         key_indices=tuple(range(0, n_frames, spec.keyframe_interval)),
     )

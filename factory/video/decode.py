@@ -29,6 +29,8 @@ AUDIO_SAMPLE_RATE = 16_000
 _DECORD_ERRORS = (RuntimeError, DECORDError)
 # decord prefixes messages (nested, sometimes twice) with "[hh:mm:ss] /src/file.cc:123: ".
 _DECORD_PREFIX = re.compile(r"^(?:\[[\d:]+\]\s+\S+:\d+:\s*)+")
+# ... and internal checks with "Check failed: <expression> (<a> vs. <b>) "; the words after it say more.
+_DECORD_CHECK = re.compile(r"^Check failed: .*?\(-?\d+ vs\. -?\d+\)\s*")
 _NO_AUDIO_STREAM = "Can't find audio stream"
 
 
@@ -38,7 +40,7 @@ class VideoDecodeError(Exception):
 
 def _reason(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = _DECORD_PREFIX.sub("", lines[0]) if lines else type(exc).__name__
+    text = _DECORD_CHECK.sub("", _DECORD_PREFIX.sub("", lines[0])) if lines else type(exc).__name__
     # decord's open failure says only "Error reading <path>..."; ffmpeg's reason goes to stderr.
     return "damaged or unsupported container" if text.startswith("Error reading") else text
 

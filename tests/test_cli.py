@@ -1,0 +1,87 @@
+"""The `factory` command line, run as users run it (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from factory.cli import COMMANDS
+from tests.resume_writer import main as write_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def factory(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "factory", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_real_help(command):
+    done = factory(command, "--help")
+    assert done.returncode == 0
+    assert COMMANDS[command][0] in " ".join(done.stdout.split())
+
+
+@pytest.mark.parametrize(
+    "args, issue",
+    [
+        (["video", "--input", "x.mp4", "--out", "o"], 3),
+        (["annotate", "--models", "m", "--out", "o"], 4),
+        (["render", "--models", "m", "--out", "o"], 4),
+        (["train", "detector", "--data", "d", "--out", "o"], 5),
+    ],
+)
+def test_commands_of_later_issues_say_so_and_exit_2(args, issue):
+    done = factory(*args)
+    assert done.returncode == 2
+    assert f"not built yet" in done.stderr and f"issue #{issue}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_inspect_summarises_a_dataset(tmp_path):
+    write_dataset(str(tmp_path / "ds"), 10, 0.0)
+    done = factory("inspect", str(tmp_path / "ds"), "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["samples"] == 27 and summary["errors"] == 1 and summary["inputs"] == 10
+    assert summary["kinds"] == {"test": 27}
+    assert summary["splits"] == {"train": 3 * 7, "test": 3 * 2}
+    text = factory("inspect", str(tmp_path / "ds")).stdout
+    assert "samples    27" in text
+
+
+@pytest.mark.parametrize("url, message", [("gopher://x/y", "unknown URL scheme"), ("s3://", "names no bucket")])
+def test_bad_urls_end_in_one_line(url, message):
+    done = factory("inspect", url)
+    assert done.returncode == 1
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_report_draws_figures_and_contact_sheet(tmp_path):
+    write_dataset(str(tmp_path / "ds"), 10, 0.0)  # input 7 of 10 fails
+    done = factory("report", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "rep"))
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "rep" / "index.html").read_text()
+    for figure in ("status.png", "kinds.png", "contact_sheet.png", "hist_j.png"):
+        assert (tmp_path / "rep" / figure).stat().st_size > 1000
+        assert figure in page
+    assert "Errors (1)" in page and "corrupt video" in page
+
+
+@pytest.mark.slow
+def test_demo_writes_committed_shards_that_inspect_summarises(tmp_path):
+    done = factory("demo", "--out", str(tmp_path / "demo"), timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(factory("inspect", str(tmp_path / "demo" / "frames"), "--json").stdout)
+    assert summary["status"] == "complete"
+    assert summary["kinds"] == {"video_frame": summary["samples"]}
+    assert summary["samples"] >= 40 and summary["errors"] == 1  # the demo's corrupt input
+    assert (tmp_path / "demo" / "frames" / "report" / "contact_sheet.png").exists()
+    again = factory("demo", "--out", str(tmp_path / "demo"), timeout=600)
+    assert "skipped 4 of 4 inputs already complete" in again.stdout

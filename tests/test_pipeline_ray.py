@@ -1,0 +1,108 @@
+"""The frame-sampling pipeline on a real local Ray: local disk, S3 (moto), resume."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from factory.dataset import read_errors
+from factory.pipelines.frames import video_id
+from factory.shards import committed_stats, iter_samples, read_index
+from factory.storage import open_location
+from tests.frames_job import SMALL
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    """A 3D-style and a 2D-style synthetic video, a corrupt one and 10 copies for volume."""
+    import numpy as np
+
+    from factory.synthetic.video import VideoSpec, make_video, write_corrupt_file
+
+    folder = tmp_path_factory.mktemp("videos")
+    made = {s: make_video(folder / f"{s}.mp4", VideoSpec(style=s)).path for s in ("3d", "2d")}
+    made["corrupt"] = write_corrupt_file(folder / "corrupt.mp4", made["3d"], "payload", np.random.default_rng(0))
+    for i in range(10):
+        shutil.copy(made["3d"], folder / f"copy{i}.mp4")
+    made["copies"] = [folder / f"copy{i}.mp4" for i in range(10)]
+    return made
+
+
+def _keys(url: str) -> list[str]:
+    index = read_index(open_location(url))
+    return [k for k, s in zip(index.column("key").to_pylist(), index.column("status").to_pylist()) if s == "ok"]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_frames_pipeline_writes_committed_shards_and_error_rows(where, videos, tmp_path, ray_local, request):
+    from factory.pipelines.frames import run_frames
+
+    url = str(tmp_path / "ds") if where == "local" else f"{request.getfixturevalue('s3_env')}/ds"
+    inputs = [str(videos["3d"]), str(videos["2d"]), str(videos["corrupt"])]
+    result = run_frames(inputs, url, SMALL)
+    out = open_location(url)
+    samples = list(iter_samples(out))
+    by_video = collections.defaultdict(list)
+    for s in samples:
+        meta = json.loads(s["json"])
+        by_video[meta["video_id"]].append(meta)
+    # 12 s at one frame per 0.5 s
+    assert sorted(len(v) for v in by_video.values()) == [24, 24]
+    styles = {vid: {m["style"] for m in metas} for vid, metas in by_video.items()}
+    assert styles == {video_id(inputs[0]): {"3d"}, video_id(inputs[1]): {"2d"}}
+    times = sorted(m["time_s"] for m in by_video[video_id(inputs[0])])
+    assert all(abs(b - a - 0.5) < 0.05 for a, b in zip(times, times[1:]))
+    errors = read_errors(out)
+    assert errors.column("input_id").to_pylist() == [video_id(inputs[2])]
+    assert result.dataset["counts"]["samples"] == 48
+    assert all(st.samples + st.errors <= 5 for st in committed_stats(out))
+
+
+def test_rerun_over_complete_inputs_does_nothing(videos, tmp_path, ray_local):
+    from factory.pipelines.frames import run_frames
+
+    url = str(tmp_path / "ds")
+    run_frames([str(videos["3d"])], url, SMALL)
+    before = sorted(os.listdir(tmp_path / "ds" / "shards"))
+    again = run_frames([str(videos["3d"])], url, SMALL)
+    assert again.inputs_skipped == 1
+    assert sorted(os.listdir(tmp_path / "ds" / "shards")) == before
+
+
+def test_ray_run_killed_half_way_resumes_exactly(videos, tmp_path, ray_local):
+    from factory.pipelines.frames import run_frames
+
+    inputs = [str(p) for p in videos["copies"]]
+    url, ref = str(tmp_path / "ds"), str(tmp_path / "ref")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.frames_job", url, *inputs], cwd=REPO, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    out = open_location(url)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len(committed_stats(out)) < 4 and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its embedded Ray
+    proc.wait()
+    killed_at = len(committed_stats(out))
+    assert 4 <= killed_at < 48, f"kill came at {killed_at} shards: not half-way"
+    run_frames(inputs, url, SMALL)
+    run_frames(inputs, ref, SMALL)
+    keys = _keys(url)
+    assert not [k for k, n in collections.Counter(keys).items() if n > 1]
+    assert sorted(keys) == sorted(_keys(ref))
+    assert len(keys) == 10 * 24
+    assert sorted(s["__key__"] for s in iter_samples(out)) == sorted(keys)
