@@ -34,7 +34,7 @@ import json
 import re
 import tarfile
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Container, Iterable, Iterator
+from typing import IO, Any, Callable, Container, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -160,21 +160,38 @@ class ShardStats:
         return json.dumps(asdict(self), indent=1, sort_keys=True).encode()
 
 
-class _CountingStream(io.RawIOBase):
-    """Write-only wrapper that counts bytes (tarfile's stream mode needs no seek)."""
+class _TarStream:
+    """A forward-only tar writer: one header, the data and padding per member.
 
-    def __init__(self, raw) -> None:
+    Writes each member in three calls instead of tarfile's 16 KiB copy loop
+    (measured: the loop was a third of the writer's time). The bytes are a
+    standard GNU tar, readable by tarfile, webdataset and Ray.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
-        self.count = 0
+        self.offset = 0
 
-    def writable(self) -> bool:
-        return True
+    def add(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = len(data), _TAR_MTIME, 0o644
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        header = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+        pad = -len(data) % tarfile.BLOCKSIZE
+        self.raw.write(header)
+        self.raw.write(data)
+        if pad:
+            self.raw.write(tarfile.NUL * pad)
+        self.offset += len(header) + len(data) + pad
 
-    def write(self, b) -> int:
-        n = self.raw.write(b)
-        n = len(b) if n is None else n
-        self.count += n
-        return n
+    def close(self) -> int:
+        """Write the end-of-archive blocks and record padding; returns the size."""
+        end = 2 * tarfile.BLOCKSIZE
+        end += -(self.offset + end) % tarfile.RECORDSIZE
+        self.raw.write(tarfile.NUL * end)
+        self.offset += end
+        return self.offset
 
 
 class _OpenShard:
@@ -184,14 +201,14 @@ class _OpenShard:
         self.out, self.split, self.shard = out, split, shard
         self._stack = contextlib.ExitStack()
         raw = self._stack.enter_context(out.open_atomic(f"{SHARD_DIR}/{shard_name(split, shard, 'tar')}"))
-        self._stream = _CountingStream(raw)
-        # Stream mode "w|": no seeks, so it works on S3 multipart uploads.
-        self._tar = tarfile.open(fileobj=self._stream, mode="w|", format=tarfile.GNU_FORMAT)
+        self._tar = _TarStream(raw)
         self.rows: list[dict] = []
         self.samples = 0
-        # Tar bytes so far (header + padded data per member). tarfile buffers
-        # whole records, so the stream's own count lags behind.
-        self.bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        """Tar bytes written so far."""
+        return self._tar.offset
 
     def add(self, row: dict) -> None:
         key, status = row["__key__"], row_status(row)
@@ -204,20 +221,15 @@ class _OpenShard:
                 if value is None:
                     continue
                 data = encode_field(field, value)
-                info = tarfile.TarInfo(f"{key}.{field}")
-                info.size, info.mtime, info.mode = len(data), _TAR_MTIME, 0o644
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                self._tar.addfile(info, io.BytesIO(data))
+                self._tar.add(f"{key}.{field}", data)
                 members.append(field)
                 size += len(data)
-                self.bytes += tarfile.BLOCKSIZE + -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
             self.samples += 1
         self.rows.append(_index_row(row, self.shard, members, size, meta))
 
     def commit(self, writer_id: str) -> ShardStats:
         """Finish the tar, write the index, then the stats file (the commit)."""
-        self._tar.close()
+        total = self._tar.close()
         self._stack.close()  # completes the rename / multipart upload
         table = pa.Table.from_pylist(self.rows, schema=INDEX_SCHEMA)
         buf = io.BytesIO()
@@ -229,7 +241,7 @@ class _OpenShard:
             samples=self.samples,
             errors=sum(r["status"] == "error" for r in self.rows),
             rows=len(self.rows),
-            bytes=self._stream.count,
+            bytes=total,
             writer=writer_id,
         )
         self.out.put_bytes(f"{STATS_DIR}/{shard_name(self.split, self.shard, 'json')}", stats.to_json())

@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 
+pytest_plugins = ["tests.fixtures_video"]
+
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from factory.sources.pmx import PmxError, _Cursor
+from factory.sources.pmx import ByteCursor
 from factory.sources.pmx_model import (
     Bone,
     BoneFlag,
@@ -42,9 +42,10 @@ _MATERIAL = np.dtype([("diffuse", "<f4", (4,)), ("specularity", "<f4"), ("specul
                       ("ambient", "<f4", (3,)), ("toon", "u1"), ("edge", "u1"), ("index_count", "<u4"),
                       ("texture", "S20")])
 _BONE = struct.Struct("<20sHHBH3f")
+_IK = struct.Struct("<HHBHf")  # IK bone, target, chain length, iterations, limit; then the chain
 _MORPH_VERTEX = np.dtype([("index", "<u4"), ("offset", "<f4", (3,))])
 _NO_BONE = 0xFFFF
-_BONE_TRANSLATABLE, _BONE_IK, _BONE_INHERIT, _BONE_HIDDEN = 1, 2, 5, 7  # PMD bone type bytes
+_BONE_TRANSLATABLE, _BONE_INHERIT, _BONE_HIDDEN = 1, 5, 7  # PMD bone type bytes
 
 
 def _text(raw: bytes) -> str:
@@ -53,7 +54,7 @@ def _text(raw: bytes) -> str:
 
 class _PmdReader:
     def __init__(self, data: bytes, source: str):
-        self.cur = _Cursor(data, source, fmt="PMD")
+        self.cur = ByteCursor(data, source, fmt="PMD")
 
     def u16(self) -> int:
         return struct.unpack("<H", self.cur.take(2))[0]
@@ -63,16 +64,18 @@ class _PmdReader:
         at = self.cur.pos
         n = struct.unpack("<I", self.cur.take(4))[0]
         if n * record > self.cur.remaining():
-            raise self.cur.error(f"truncated or absurd {what} count {n} (needs {n * record} bytes, "
-                                 f"have {self.cur.remaining()})", at)
+            raise self.cur.error(f"truncated or absurd {what} count {n}", at,
+                                 f"needs {n * record} bytes, have {self.cur.remaining()}")
         return n
 
     def check(self, values: np.ndarray, limit: int, what: str, start: int, stride: int, field: int = 0) -> None:
-        bad = np.flatnonzero(values.ravel() >= limit)
+        """Range check of (records, k) uint16/32 indices stored every `stride` bytes, `field` bytes in."""
+        bad = np.flatnonzero(values >= limit)
         if bad.size:
-            i = int(bad[0])
-            raise self.cur.error(f"{what} index {int(values.ravel()[i])} out of range (valid 0..{limit - 1})",
-                                 start + (i // max(values.shape[1:] or (1,))[0]) * stride + field)
+            row, col = divmod(int(bad[0]), values.shape[1])
+            width = values.dtype.itemsize
+            raise self.cur.error(f"{what} index {int(values[row, col])} out of range",
+                                 start + row * stride + field + col * width, f"valid 0..{limit - 1}")
 
 
 def _vertices(records: np.ndarray) -> Vertices:
@@ -133,11 +136,11 @@ def parse_pmd(data: bytes, source: str = "<bytes>") -> PmxModel:
         raise cur.error("empty file (0 bytes)")
     magic = cur.take(3)
     if magic != b"Pmd":
-        raise cur.error(f"wrong magic {magic!r} (expected b'Pmd')", 0)
+        raise cur.error(f"wrong magic {magic!r}", 0, "expected b'Pmd'")
     at = cur.pos
     version = round(cur.f32(), 3)
     if version != 1.0:
-        raise cur.error(f"unsupported version {version:g} (supported: 1.0)", at)
+        raise cur.error(f"unsupported version {version:g}", at, "supported: 1.0")
     name, comment = _text(cur.take(20)), _text(cur.take(256))
 
     cur.section = "vertices"
@@ -150,7 +153,7 @@ def parse_pmd(data: bytes, source: str = "<bytes>") -> PmxModel:
     if n_faces % 3:
         raise cur.error(f"face index count {n_faces} is not a multiple of 3")
     start = cur.pos
-    faces = cur.records(np.dtype("<u2"), n_faces).astype(np.int32)
+    faces = cur.records(np.dtype("<u2"), n_faces)
     r.check(faces[:, None], n, "face vertex", start, 2)
 
     cur.section = "materials"
@@ -171,10 +174,10 @@ def parse_pmd(data: bytes, source: str = "<bytes>") -> PmxModel:
     iks = {}
     for _ in range(r.u16()):
         at = cur.pos
-        bone, target, length, iterations, limit = struct.unpack("<HHBHf", cur.take(9))
+        bone, target, length, iterations, limit = cur.unpack(_IK)
         chain = struct.unpack(f"<{length}H", cur.take(2 * length))
         if max((bone, target, *chain)) >= n_bones:
-            raise cur.error(f"IK bone index out of range (valid 0..{n_bones - 1})", at)
+            raise cur.error("IK bone index out of range", at, f"valid 0..{n_bones - 1}")
         # PMD's per-iteration limit is in units of 4 radians (as PMX converters scale it)
         iks[bone] = Ik(target, iterations, limit * 4.0, tuple(IkLink(b) for b in chain))
 
@@ -194,8 +197,8 @@ def parse_pmd(data: bytes, source: str = "<bytes>") -> PmxModel:
     return PmxModel(
         header=PmxHeader(version=2.0, encoding="utf-16-le"),
         info=ModelInfo(name, names_en["name"], comment, names_en["comment"]),
-        vertices=_vertices(vertex_records), faces=faces.reshape(-1, 3), textures=textures, materials=materials,
-        bones=bones, morphs=morphs,
+        vertices=_vertices(vertex_records), faces=faces.astype(np.int32).reshape(-1, 3), textures=textures,
+        materials=materials, bones=bones, morphs=morphs,
     )
 
 
@@ -265,5 +268,3 @@ def read_pmd(path: str | os.PathLike) -> PmxModel:
     path = Path(path)
     return parse_pmd(path.read_bytes(), source=path.name)
 
-
-__all__ += ["PmxError"]

@@ -58,13 +58,14 @@ _STRUCT_CODES = {"u1": "B", "u2": "H", "i1": "b", "i2": "h", "i4": "i"}
 class PmxError(ValueError):
     """A model file that cannot be read; the message says where and why."""
 
-    def __init__(self, source: str, section: str, offset: int, problem: str, fmt: str = "PMX"):
+    def __init__(self, source: str, section: str, offset: int, problem: str, detail: str = "", fmt: str = "PMX"):
         self.source, self.section, self.offset, self.problem = source, section, offset, problem
-        super().__init__(f"bad {fmt} file {source}: {problem} in section '{section}' at offset {offset}")
+        tail = f" ({detail})" if detail else ""
+        super().__init__(f"bad {fmt} file {source}: {problem} in section '{section}' at offset {offset}{tail}")
 
 
-class _Cursor:
-    """Bounds-checked little-endian reads over the file bytes; knows its section."""
+class ByteCursor:
+    """Bounds-checked little-endian reads over file bytes; knows its section (shared with the PMD reader)."""
 
     def __init__(self, data: bytes, source: str, fmt: str = "PMX"):
         self.data = data
@@ -74,10 +75,10 @@ class _Cursor:
         self.pos = 0
         self.section = "header"
 
-    def error(self, problem: str, offset: int | None = None) -> PmxError:
+    def error(self, problem: str, offset: int | None = None, detail: str = "") -> PmxError:
         """A PmxError at `offset` (default: the current position)."""
         at = self.pos if offset is None else offset
-        return PmxError(self.source, self.section, at, problem, self.fmt)
+        return PmxError(self.source, self.section, at, problem, detail, self.fmt)
 
     def remaining(self) -> int:
         return len(self.data) - self.pos
@@ -85,7 +86,7 @@ class _Cursor:
     def need(self, n: int) -> None:
         """Fail unless `n` more bytes exist."""
         if n > self.remaining():
-            raise self.error(f"truncated (need {n} bytes, have {self.remaining()})")
+            raise self.error("truncated", detail=f"need {n} bytes, have {self.remaining()}")
 
     def take(self, n: int) -> bytes:
         self.need(n)
@@ -114,11 +115,8 @@ class _Cursor:
         if n < 0:
             raise self.error(f"negative {what} count {n}", at)
         if n * min_record > self.remaining():
-            raise self.error(
-                f"truncated or absurd {what} count {n} (needs at least {n * min_record} bytes, "
-                f"have {self.remaining()})",
-                at,
-            )
+            raise self.error(f"truncated or absurd {what} count {n}", at,
+                             f"needs at least {n * min_record} bytes, have {self.remaining()}")
         return n
 
     def records(self, dtype: np.dtype, n: int) -> np.ndarray:
@@ -145,7 +143,7 @@ class _Reader:
     """Reads one PMX file section by section (header first)."""
 
     def __init__(self, data: bytes, source: str):
-        self.cur = _Cursor(data, source)
+        self.cur = ByteCursor(data, source)
         self.header = PmxHeader()
         self.encoding = "utf-16-le"
         self.pending_impulses: list[_IndexCheck] = []
@@ -155,7 +153,7 @@ class _Reader:
         at = self.cur.pos
         n = self.cur.i32()
         if n < 0 or n > self.cur.remaining():
-            raise self.cur.error(f"bad text length {n} (have {self.cur.remaining()} bytes)", at)
+            raise self.cur.error(f"bad text length {n}", at, f"have {self.cur.remaining()} bytes")
         return self.cur.take(n).decode(self.encoding, errors="replace")
 
     def size(self, kind: IndexKind) -> int:
@@ -186,11 +184,11 @@ class _Reader:
             raise cur.error("empty file (0 bytes)")
         magic = cur.take(4)
         if magic != b"PMX ":
-            raise cur.error(f"wrong magic {magic!r} (expected b'PMX ')", 0)
+            raise cur.error(f"wrong magic {magic!r}", 0, "expected b'PMX '")
         at = cur.pos
         version = round(cur.f32(), 3)
         if version not in SUPPORTED_VERSIONS:
-            raise cur.error(f"unsupported version {version:g} (supported: 2.0, 2.1)", at)
+            raise cur.error(f"unsupported version {version:g}", at, "supported: 2.0, 2.1")
         at = cur.pos
         n_globals = cur.u8()
         if n_globals < 8:
@@ -255,14 +253,15 @@ class _Reader:
         types: list[int] = [0] * n
         for i in range(n):
             if pos + prefix >= end:
-                raise cur.error(f"truncated at vertex {i} of {n} (need {prefix + 1} bytes, have {end - pos})", pos)
+                raise cur.error(f"truncated at vertex {i} of {n}", pos, f"need {prefix + 1} bytes, have {end - pos}")
             t = data[pos + prefix]
             if t >= len(record_sizes):
                 raise cur.error(f"unknown weight type {t} at vertex {i}", pos + prefix)
             starts[i], types[i] = pos, t
             pos += record_sizes[t]
         if pos > end:
-            raise cur.error(f"truncated at vertex {n - 1} of {n} (need {pos - starts[-1]} bytes, have {end - starts[-1]})", starts[-1])
+            last = starts[-1]
+            raise cur.error(f"truncated at vertex {n - 1} of {n}", last, f"need {pos - last} bytes, have {end - last}")
         cur.pos = pos
         return np.asarray(starts, dtype=np.int64), types
 
@@ -444,10 +443,10 @@ class _Reader:
 _RIGID_TAIL = struct.Struct("<BHB3f3f3f5fB")
 
 
-def _check_index(cur: _Cursor, value: int, limit: int, what: str, allow_none: bool, offset: int) -> None:
+def _check_index(cur: ByteCursor, value: int, limit: int, what: str, allow_none: bool, offset: int) -> None:
     low = -1 if allow_none else 0
     if not low <= value < limit:
-        raise cur.error(f"{what} index {value} out of range (valid {low}..{limit - 1})", offset)
+        raise cur.error(f"{what} index {value} out of range", offset, f"valid {low}..{limit - 1}")
 
 
 def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:

@@ -22,6 +22,7 @@ import os
 import re
 import stat
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,7 @@ class TextureResolver:
         return TextureResolution(raw, current)
 
 
-def resolve_textures(textures: tuple[str, ...] | list[str], model_dir: str | os.PathLike) -> tuple[TextureResolution, ...]:
+def resolve_textures(textures: Sequence[str], model_dir: str | os.PathLike) -> tuple[TextureResolution, ...]:
     """Resolve every texture path of a model (e.g. `PmxModel.textures`), in order."""
     resolver = TextureResolver(model_dir)
     return tuple(resolver(raw) for raw in textures)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import colorsys
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ RGB = tuple[int, int, int]
 _ATLAS, _GRID = 128, 4
 _TILES = {"skin": 0, "hair": 1, "eye": 2, "brow": 3, "mouth": 4, "cloth": 5}
 
-# Bones: (name, English name, parent, position relative to the head centre or absolute).
+# Bone order in the model (their details are in _bones()).
 _BONES = ("センター", "上半身", "首", "頭", "両目", "左目", "右目")
 _B = {name: i for i, name in enumerate(_BONES)}
 
@@ -92,7 +92,7 @@ class SyntheticCharacter:
     texture: np.ndarray  # (H, W, 4) uint8 RGBA
     intended_targets: dict[str, str | None]  # morph name -> AnimeCeleb target (None: not a target)
     regions: dict[str, np.ndarray]  # part name -> vertex indices
-    look: CharacterLook = field(default_factory=CharacterLook)
+    look: CharacterLook
 
 
 @dataclass
@@ -186,7 +186,6 @@ Shape = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 _SHAPES: dict[str, Shape] = {
     "eye_close": lambda w, v: (w, -0.35 + 0.05 * v),
     "eye_smile": lambda w, v: (w, 0.35 * (1 - w * w) - 0.25 + 0.08 * v),
-    "still": lambda w, v: (w, v),
     "brow_raise": lambda w, v: (w, v + 2.5),
     "brow_lower": lambda w, v: (w, v - 1.6),
     "brow_serious": lambda w, v: (0.95 * w, v - 1.2),
@@ -338,7 +337,10 @@ def _assemble(builder: _Builder) -> tuple[Vertices, np.ndarray, list[Material], 
         regions[region] = np.arange(start, start + len(part.positions))
         faces_by_material[material].append(part.faces + start)
         start += len(part.positions)
-    cat = lambda attr: np.concatenate([getattr(p, attr) for _, _, p in parts]).astype(np.float32)
+
+    def cat(attr: str) -> np.ndarray:
+        return np.concatenate([getattr(p, attr) for _, _, p in parts]).astype(np.float32)
+
     weights = cat("weights")  # of bone a: 1 -> BDEF1 on a, 0 -> BDEF1 on b, else BDEF2
     bone_a = np.concatenate([np.full(len(p.positions), p.bones[0]) for _, _, p in parts])
     bone_b = np.concatenate([np.full(len(p.positions), p.bones[1]) for _, _, p in parts])
@@ -400,13 +402,17 @@ def _bones(builder: _Builder) -> tuple[Bone, ...]:
 
 
 def _vertex_morph(builder: _Builder, vertices: Vertices, regions: dict, spec) -> Morph:
+    """A vertex morph reshaping the discs of `parts`; the "still" shape lists them with zero offsets."""
     name, name_en, panel, shape, parts, _ = spec
     indices, offsets = [], []
     for part in parts:
         disc = builder.discs[part]
-        new = builder.head.place(disc, *_SHAPES[shape](disc.w, disc.v))
-        delta = new - vertices.positions[regions[part]]
-        moved = np.ones(len(delta), bool) if shape == "still" else np.abs(delta).max(axis=1) > 1e-6
+        if shape == "still":
+            delta = np.zeros((len(regions[part]), 3))
+            moved = np.ones(len(delta), bool)
+        else:
+            delta = builder.head.place(disc, *_SHAPES[shape](disc.w, disc.v)) - vertices.positions[regions[part]]
+            moved = np.abs(delta).max(axis=1) > 1e-6
         indices.append(regions[part][moved])
         offsets.append(delta[moved])
     table = np.zeros(sum(len(i) for i in indices), dtype=morph_offset_dtype(MorphKind.VERTEX))

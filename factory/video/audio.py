@@ -32,16 +32,16 @@ class VoiceSettings:
 
     The paper names no suppression method, VAD mode or frame length. These
     defaults were chosen by measurement on the synthetic talking videos
-    (espeak-ng speech over synthetic music; frame-level F1 over 10 ms frames
-    against the speech truth, 0.3 s gap merging, seeds 0 and 1):
+    (espeak-ng speech over synthetic music, speech 61 % of the time;
+    frame-level F1 over 10 ms frames against the speech truth, 0.3 s gap
+    merging, seeds 0 and 1, 10/20/30 ms VAD frames):
 
     music peak / speech peak   0.1          0.2          0.33
-    no suppression, any mode   0.74         0.74         0.74  (all speech)
-    non-stationary, mode 3     0.98         0.91-0.97    0.75-0.83
-    stationary, mode 2         0.96-0.98    0.85-0.88    0.76-0.80
-    stationary, mode 3         0.98         0.98         0.93-0.97
-
-    (mode 3 at 10/20/30 ms frames all within 0.03 of each other.)
+    no suppression, mode 2     0.82-0.84    0.82         0.82  (0.82: all marked speech)
+    no suppression, mode 3     0.84-0.97    0.82         0.82
+    non-stationary, mode 3     0.98-0.99    0.95-0.99    0.83-0.89
+    stationary, mode 2         0.98-0.99    0.92-0.98    0.83-0.91
+    stationary, mode 3         0.97-0.99    0.98-0.99    0.98-0.99
     """
 
     denoise: bool = True  # suppress BGM / effects before VAD

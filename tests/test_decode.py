@@ -1,0 +1,138 @@
+"""Streaming decode: metadata, sampling policies, bounded batches, audio, bad input."""
+
+from __future__ import annotations
+
+import tempfile
+
+import decord
+import numpy as np
+import pytest
+
+from factory.video.decode import SAMPLING_POLICIES, SamplingSettings, Video, VideoDecodeError
+
+
+def _frames(video: Video, sampling: SamplingSettings) -> list[tuple[int, float, str, np.ndarray]]:
+    return [row for batch in video.frame_batches(sampling) for row in batch]
+
+
+def test_metadata_matches_what_was_made(talking_2d):
+    spec = talking_2d.spec
+    with Video(talking_2d.path) as video:
+        meta = video.meta
+    assert (meta.width, meta.height) == (spec.width, spec.height)
+    assert meta.fps == pytest.approx(spec.fps)
+    assert meta.frame_count == len(talking_2d.frame_times)
+    assert meta.duration_s == pytest.approx(spec.duration_s, abs=1 / spec.fps)
+    assert meta.has_audio
+
+
+def test_every_policy_samples_half_seconds(talking_2d):
+    with Video(talking_2d.path) as video:
+        rows = _frames(video, SamplingSettings())
+    times = np.array([t for _, t, _, _ in rows])
+    assert times[0] == 0.0
+    assert np.allclose(np.diff(times), 0.5, atol=1e-3)
+    assert len(times) == round(talking_2d.spec.duration_s / 0.5)
+    assert [i for i, _, _, _ in rows] == list(range(0, len(talking_2d.frame_times), 12))
+
+
+def test_every_policy_interval_is_a_setting(talking_2d):
+    with Video(talking_2d.path) as video:
+        times = [t for _, t, _, _ in _frames(video, SamplingSettings(interval_s=2.0))]
+    assert np.allclose(times, np.arange(0.0, talking_2d.spec.duration_s, 2.0), atol=1e-3)
+
+
+def test_keyframes_policy_tags_decord_key_frames_and_one_p_frame_per_second(talking_2d):
+    with Video(talking_2d.path) as video:
+        rows = _frames(video, SamplingSettings(policy="keyframes"))
+    decord_keys = decord.VideoReader(str(talking_2d.path)).get_key_indices()
+    keys = [i for i, _, kind, _ in rows if kind == "k"]
+    assert keys == decord_keys == list(talking_2d.key_indices)
+    p_seconds = [int(t) for _, t, kind, _ in rows if kind == "p"]
+    assert p_seconds == list(range(round(talking_2d.spec.duration_s)))  # exactly one per second
+    assert not set(i for i, _, kind, _ in rows if kind == "p") & set(decord_keys)
+
+
+def test_batches_are_bounded_and_decode_is_never_whole(talking_2d, monkeypatch):
+    calls: list[int] = []
+    original = decord.VideoReader.get_batch
+
+    def spy(reader, indices):
+        calls.append(len(indices))
+        return original(reader, indices)
+
+    monkeypatch.setattr(decord.VideoReader, "get_batch", spy)
+    every_frame = SamplingSettings(interval_s=1 / talking_2d.spec.fps, batch_size=10)
+    with Video(talking_2d.path) as video:
+        sizes = [len(batch) for batch in video.frame_batches(every_frame)]
+    n_frames = len(talking_2d.frame_times)
+    assert sum(sizes) == n_frames
+    assert max(sizes) <= 10 and max(calls) <= 10
+    assert len(calls) == -(-n_frames // 10)
+
+
+def test_frames_are_rgb_uint8(talking_2d):
+    with Video(talking_2d.path) as video:
+        batch = next(video.frame_batches(SamplingSettings(batch_size=4)))
+    assert batch.frames.dtype == np.uint8
+    assert batch.frames.shape == (4, talking_2d.spec.height, talking_2d.spec.width, 3)
+    # The 2D sky is flat RGB (150, 200, 240); BGR order would swap red and blue.
+    sky = batch.frames[0, 40, 5].astype(int)
+    assert np.abs(sky - [150, 200, 240]).max() <= 8
+
+
+def test_audio_is_16k_mono_float(talking_2d):
+    with Video(talking_2d.path) as video:
+        audio = video.audio()
+        assert video.sample_rate == 16_000
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert len(audio) == pytest.approx(talking_2d.spec.duration_s * 16_000, rel=0.01)
+    assert 0.3 < np.abs(audio).max() <= 1.0
+
+
+def test_video_without_audio_is_not_an_error(silent_video):
+    with Video(silent_video.path) as video:
+        assert not video.meta.has_audio
+        assert video.audio().shape == (0,)
+        assert len(_frames(video, SamplingSettings())) == 8
+
+
+def test_bytes_input_uses_a_temporary_file_that_close_removes(silent_video):
+    video = Video(silent_video.path.read_bytes())
+    spilled = video._tmp_path
+    assert spilled is not None and spilled.exists()
+    assert video.meta.frame_count == len(silent_video.frame_times)
+    video.close()
+    assert not spilled.exists()
+
+
+def test_one_frame_video(one_frame_video):
+    with Video(one_frame_video.path) as video:
+        assert video.meta.frame_count == 1
+        for policy in SAMPLING_POLICIES:
+            rows = _frames(video, SamplingSettings(policy=policy))
+            assert [(i, kind) for i, _, kind, _ in rows] == [(0, "k")]
+
+
+@pytest.mark.parametrize("kind", ["zero_byte", "corrupt_header", "corrupt_payload", "missing"])
+def test_bad_input_raises_one_clear_error(bad_files, kind):
+    path = bad_files[kind]
+    with pytest.raises(VideoDecodeError) as caught:
+        with Video(path) as video:
+            _frames(video, SamplingSettings(interval_s=1 / 24))
+    message = str(caught.value)
+    assert "\n" not in message and path.name in message
+    assert caught.value.__cause__ is None  # no decord traceback chained on
+
+
+def test_garbage_bytes_raise_the_same_error_and_leave_no_temporary_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    garbage = np.random.default_rng(3).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    with pytest.raises(VideoDecodeError, match="not a readable video"):
+        Video(garbage)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sampling_settings_reject_unknown_policy():
+    with pytest.raises(ValueError, match="unknown sampling policy"):
+        SamplingSettings(policy="all")
