@@ -57,6 +57,7 @@ def ray_local(s3_endpoint):
     os.environ.pop("RAY_ADDRESS", None)
     if not ray.is_initialized():
         ray.init(
+            address="local",
             num_cpus=2,
             include_dashboard=False,
             object_store_memory=1 << 30,

@@ -24,6 +24,9 @@ def init_ray(num_cpus: int | None = None) -> str:
         ray.init(address=address, log_to_driver=True)
         return f"joined Ray cluster at {address}"
     ray.init(
+        # "local": a new embedded instance even when `ray start` runs on this
+        # machine; a bare ray.init() would attach to that cluster instead.
+        address="local",
         num_cpus=num_cpus,
         include_dashboard=False,
         log_to_driver=True,
