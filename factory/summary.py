@@ -6,7 +6,7 @@ import collections
 import json
 from dataclasses import asdict, dataclass, field
 
-from factory.dataset import DATASET_JSON
+from factory.dataset import DATASET_JSON, DatasetError
 from factory.shards import SHARD_DIR, committed_stats, parse_shard_name, read_index
 from factory.storage import Location
 
@@ -50,6 +50,8 @@ def summarize(out: Location) -> Summary:
     """Count shards, samples, bytes, kinds, splits and errors of committed shards."""
     info = json.loads(out.read_bytes(DATASET_JSON)) if out.exists(DATASET_JSON) else {}
     stats = committed_stats(out)
+    if not info and not stats:
+        raise DatasetError(f"no factory dataset at {out.url} (no {DATASET_JSON}, no committed shards)")
     committed = {(s.split, s.shard) for s in stats}
     present = {p[:2] for p in map(parse_shard_name, out.list(SHARD_DIR)) if p}
     index = read_index(out)

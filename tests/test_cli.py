@@ -56,7 +56,10 @@ def test_inspect_summarises_a_dataset(tmp_path):
     assert "samples    27" in text
 
 
-@pytest.mark.parametrize("url, message", [("gopher://x/y", "unknown URL scheme"), ("s3://", "names no bucket")])
+@pytest.mark.parametrize(
+    "url, message",
+    [("gopher://x/y", "unknown URL scheme"), ("s3://", "names no bucket"), ("/nonexistent/ds", "no factory dataset at")],
+)
 def test_bad_urls_end_in_one_line(url, message):
     done = factory("inspect", url)
     assert done.returncode == 1

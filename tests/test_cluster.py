@@ -1,0 +1,158 @@
+"""Cluster operations: configs that parse and name real things, and real
+`ray job submit` against a `ray start --head` cluster with token auth on."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from factory.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER = REPO / "cluster"
+BIN = Path(sys.executable).parent
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((CLUSTER / name).read_text())
+
+
+def _factory_args(entrypoint: str) -> list[str]:
+    words = shlex.split(entrypoint)
+    assert words[:3] == ["python", "-m", "factory"], entrypoint
+    return words[3:]
+
+
+def test_every_yaml_parses():
+    files = sorted(CLUSTER.rglob("*.yaml"))
+    assert len(files) >= 5
+    for path in files:
+        assert yaml.safe_load(path.read_text()), path
+
+
+def test_aws_launcher_node_types_and_token_auth():
+    cfg = _load("aws.yaml")
+    types = cfg["available_node_types"]
+    assert set(types) == {"head", "cpu_worker", "gpu_render"}
+    assert types["gpu_render"]["resources"]["GPU"] == 1 and types["gpu_render"]["resources"]["blender"] >= 1
+    for t in ("cpu_worker", "gpu_render"):
+        assert 0 <= types[t]["min_workers"] <= types[t]["max_workers"]
+    assert cfg["idle_timeout_minutes"] > 0
+    assert all("RAY_AUTH_MODE=token" in c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"] if "ray start" in c)
+    assert "--dashboard-host=127.0.0.1" in " ".join(cfg["head_start_ray_commands"])
+
+
+def test_kuberay_manifests_name_real_commands_and_keep_auth_on():
+    cluster = _load("kuberay/raycluster.yaml")
+    assert cluster["kind"] == "RayCluster" and cluster["spec"]["authOptions"]["mode"] == "token"
+    assert cluster["spec"]["enableInTreeAutoscaling"] is True
+    groups = {g["groupName"]: g for g in cluster["spec"]["workerGroupSpecs"]}
+    assert "blender" in groups["gpu-render"]["rayStartParams"]["resources"]
+    for g in groups.values():
+        assert g["minReplicas"] <= g["maxReplicas"]
+    parser = build_parser()
+    for name in ("rayjob-video.yaml", "rayjob-render.yaml"):
+        job = _load(f"kuberay/{name}")
+        assert job["kind"] == "RayJob"
+        assert job["spec"]["clusterSelector"]["ray.io/cluster"] == cluster["metadata"]["name"]
+        args = parser.parse_args(_factory_args(job["spec"]["entrypoint"]))  # raises on an unknown flag
+        assert args.command in ("video", "render") and args.out.startswith("s3://")
+    service = _load("kuberay/rayservice.yaml")
+    assert service["spec"]["rayClusterConfig"]["authOptions"]["mode"] == "token"
+    serve_cfg = yaml.safe_load(service["spec"]["serveConfigV2"])
+    module = serve_cfg["applications"][0]["import_path"].split(":")[0]
+    assert (REPO / (module.replace(".", "/") + ".py")).is_file()
+
+
+def test_no_credentials_in_cluster_files():
+    secret = re.compile(r"AKIA[0-9A-Z]{16}|aws_secret_access_key\s*[:=]\s*[A-Za-z0-9/+]{30,}|BEGIN (RSA|OPENSSH) PRIVATE KEY", re.I)
+    for path in CLUSTER.rglob("*"):
+        if path.is_file():
+            assert not secret.search(path.read_text()), path
+
+
+def test_dockerfile_uses_python_311_ray_260_and_installs_the_project():
+    text = (CLUSTER / "Dockerfile").read_text()
+    assert "rayproject/ray:2.60.0-py311" in text
+    assert "pip install" in text and "import factory.cli, ray, bpy" in text
+
+
+# -- a real cluster on this machine ------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # jobs run this venv's python
+    return env
+
+
+@pytest.fixture(scope="module")
+def head_node(tmp_path_factory):
+    """`ray start --head` with a blender resource; stopped by its own temp dir
+    (a plain `ray stop` would also kill the test session's embedded Ray)."""
+    temp_dir = tmp_path_factory.mktemp("rayhead")
+    dash = _free_port()
+    subprocess.run(
+        [str(BIN / "ray"), "start", "--head", "--num-cpus", "2", "--resources", json.dumps({"blender": 1}),
+         "--port", str(_free_port()), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash),
+         "--include-dashboard", "true", "--temp-dir", str(temp_dir), "--disable-usage-stats"],
+        env=_env(), check=True, capture_output=True, timeout=180,
+    )
+    yield f"http://127.0.0.1:{dash}"
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        subprocess.run(["pkill", f"-{sig.name[3:]}", "-f", str(temp_dir)], check=False)
+        time.sleep(2)
+
+
+def _submit(address: str, *args: str, env_extra: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**_env(), "RAY_ADDRESS": address, "RAY_AUTH_MODE": "token", **(env_extra or {})}
+    return subprocess.run(
+        [str(BIN / "ray"), "job", "submit", "--working-dir", str(REPO),
+         "--runtime-env-json", json.dumps({"excludes": [".venv", ".git", "**/__pycache__"]}),
+         "--", "python", "-m", "factory", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+    )
+
+
+@pytest.mark.slow
+def test_job_submit_runs_the_demo_and_reports_failures(head_node, tmp_path):
+    from factory.storage import open_location
+    from factory.summary import summarize
+
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [str(CLUSTER / "submit.sh"), "demo", str(out)],
+        env={**_env(), "RAY_ADDRESS": head_node}, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "succeeded" in done.stdout + done.stderr
+    summary = summarize(open_location(str(out / "frames")))
+    assert summary.status == "complete" and summary.samples >= 40 and summary.errors == 1
+
+    failed = _submit(head_node, "inspect", str(tmp_path / "no-such-dataset"))
+    assert failed.returncode != 0
+    assert "no factory dataset at" in failed.stdout + failed.stderr
+    assert "failed" in (failed.stdout + failed.stderr).lower()
+
+
+@pytest.mark.slow
+def test_job_submit_without_the_token_is_refused(head_node, tmp_path):
+    done = _submit(head_node, "--help", env_extra={"RAY_AUTH_TOKEN": "not-the-token"}, timeout=120)
+    assert done.returncode != 0
+    text = (done.stdout + done.stderr).lower()
+    assert "auth" in text or "401" in text or "403" in text
