@@ -101,6 +101,22 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _wait_for_job_agent(address: str, timeout_s: float = 120) -> None:
+    """`ray start` returns before the node's job agent serves; submit answers
+    'No available agent' until then. Poll with a job that does nothing."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done = subprocess.run(
+            [str(BIN / "ray"), "job", "submit", "--", "true"],
+            env={**_env(), "RAY_ADDRESS": address, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=120,
+        )
+        if done.returncode == 0:
+            return
+        if "No available agent" not in done.stdout + done.stderr or time.monotonic() > deadline:
+            raise RuntimeError(f"job server at {address} not ready: {(done.stdout + done.stderr)[-500:]}")
+        time.sleep(2)
+
+
 @pytest.fixture(scope="module")
 def head_node(tmp_path_factory):
     """`ray start --head` with a blender resource; stopped by its own temp dir
@@ -113,7 +129,9 @@ def head_node(tmp_path_factory):
          "--include-dashboard", "true", "--temp-dir", str(temp_dir), "--disable-usage-stats"],
         env=_env(), check=True, capture_output=True, timeout=180,
     )
-    yield f"http://127.0.0.1:{dash}"
+    address = f"http://127.0.0.1:{dash}"
+    _wait_for_job_agent(address)
+    yield address
     for sig in (signal.SIGTERM, signal.SIGKILL):
         subprocess.run(["pkill", f"-{sig.name[3:]}", "-f", str(temp_dir)], check=False)
         time.sleep(2)
