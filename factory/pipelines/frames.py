@@ -8,9 +8,7 @@ frame is one ``video_frame`` sample (``jpg`` + ``json``). Policies: ``every``
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
@@ -18,9 +16,10 @@ import cv2
 import numpy as np
 import ray
 
-from factory.pipelines.runner import InputItem, RunResult, rows_for_input, run
+from factory.pipelines.inputs import video_items
+from factory.pipelines.runner import RunResult, rows_for_input, run
 from factory.shards import ShardLimits, make_key
-from factory.storage import open_location
+from factory.sources.youtube import SourceEntry, fetched
 from factory.video.decode import SamplingSettings, Video
 from factory.video.style import StyleSettings, classify_style, frame_style_score
 
@@ -35,12 +34,6 @@ class FramesConfig:
     jpeg_quality: int = 90
     workers: tuple[int, int] = (1, 2)
     limits: ShardLimits = field(default_factory=ShardLimits)
-
-
-def video_id(uri: str) -> str:
-    """A stable, dot-free id: the file stem plus a short hash of the full URI."""
-    stem = os.path.splitext(os.path.basename(uri.rstrip("/")))[0] or "video"
-    return make_key(stem[:40], hashlib.blake2b(uri.encode(), digest_size=4).hexdigest())
 
 
 def _encode_jpeg(frame: np.ndarray, max_side: int, quality: int) -> bytes:
@@ -62,10 +55,8 @@ class FrameSampler:
 
     def _rows(self, item: dict) -> Iterator[dict]:
         cfg = self.config
-        loc = open_location(item["uri"])
-        source = loc.root if loc.is_local else loc.fs.cat_file(loc.root)
         rows, style_scores = [], []
-        with Video(source) as video:
+        with fetched(SourceEntry.from_dict(item["meta"])) as path, Video(path) as video:
             meta = video.meta
             for batch in video.frame_batches(cfg.sampling):
                 for index, time_s, kind, frame in batch:
@@ -99,9 +90,9 @@ class FrameSampler:
         return rows_for_input(item, lambda: self._rows(item))
 
 
-def run_frames(inputs: list[str], out_url: str, config: FramesConfig = FramesConfig(), resume: bool = True) -> RunResult:
+def run_frames(inputs: str | list[str], out_url: str, config: FramesConfig = FramesConfig(), resume: bool = True) -> RunResult:
     """Sample frames of every input video into committed shards under ``out_url``."""
-    items = [InputItem(input_id=video_id(uri), uri=uri) for uri in inputs]
+    items = video_items(inputs)
     lo, hi = config.workers
 
     def build(ds: ray.data.Dataset) -> ray.data.Dataset:

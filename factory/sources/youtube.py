@@ -20,8 +20,10 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ __all__ = [
     "SourceError",
     "download",
     "expand_inputs",
+    "fetched",
     "format_info",
 ]
 
@@ -180,3 +183,14 @@ def format_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
     info: dict[str, Any] = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
     return info | {"bytes": path.stat().st_size, "ext": path.suffix.lstrip(".").lower()}
+
+
+@contextmanager
+def fetched(entry: SourceEntry, settings: DownloadSettings | None = None) -> Iterator[Path]:
+    """The entry as a local file for the length of the block; fetched copies are removed after."""
+    workdir = Path(tempfile.mkdtemp(prefix="factory-input-"))
+    try:
+        yield download(entry, settings, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+

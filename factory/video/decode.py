@@ -211,10 +211,14 @@ class Video:
     def frame_batches(self, sampling: SamplingSettings | None = None) -> Iterator[FrameBatch]:
         """Decode the planned frames, at most `sampling.batch_size` per decode call."""
         sampling = sampling or SamplingSettings()
-        indices = self.plan(sampling)
+        return self.frames_at(self.plan(sampling), sampling.batch_size)
+
+    def frames_at(self, indices: np.ndarray, batch_size: int = SamplingSettings.batch_size) -> Iterator[FrameBatch]:
+        """Decode the given sorted frame indices, at most `batch_size` per decode call."""
+        indices = np.asarray(indices, dtype=np.int64)
         is_key = np.isin(indices, self.timeline.key_indices)
-        for start in range(0, len(indices), sampling.batch_size):
-            chunk = indices[start : start + sampling.batch_size]
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
             try:
                 frames = self._reader.get_batch(chunk.tolist()).asnumpy()
             except _DECORD_ERRORS as exc:

@@ -1,0 +1,217 @@
+"""Face detectors behind one interface, chosen by the `--detector` spec.
+
+A detector is a small callable: a batch of RGB uint8 frames -> one list of
+`Detection` per frame (bbox in source pixels, score, named landmarks). The
+registry `DETECTORS` maps the spec's name to a factory; `make_detector`
+parses ``name`` or ``name:argument`` (``yolo:weights.pt``).
+
+- ``mediapipe``: MediaPipe face detection, model_selection=0 (short range, as
+  method A), the model bundled in mediapipe 0.10.21. Its threshold is the
+  *keep* score of the tracker's hysteresis (default 0.5), not the paper's 0.8,
+  so tracks can live through frames that score lower (tracks.py starts them
+  at 0.8).
+- ``animeface``: nagadomi's nvxs anime face detector (the `animeface`
+  package; see actors/animeface_nvxs.py for why it is called through ctypes).
+  Gives both eyes and the mouth.
+- ``yolo:PATH``: ultralytics YOLO from a local weights file, on the GPU when
+  one is visible. Model-store names (``yolo:NAME[@VERSION]``) come with the
+  model store (issue 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+Point = tuple[float, float]
+
+
+class DetectorError(ValueError):
+    """A detector spec that cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face in one frame."""
+
+    bbox: tuple[float, float, float, float]  # x0, y0, x1, y1 in source pixels
+    score: float
+    landmarks: dict[str, Point] = field(default_factory=dict)  # e.g. left_eye / right_eye (the character's)
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.bbox[2] - self.bbox[0]) * max(0.0, self.bbox[3] - self.bbox[1])
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form (rounded to 0.1 px / 1e-4)."""
+        return {
+            "bbox": [round(v, 1) for v in self.bbox],
+            "score": round(self.score, 4),
+            "landmarks": {k: [round(x, 1), round(y, 1)] for k, (x, y) in self.landmarks.items()},
+        }
+
+
+class Detector(Protocol):
+    """Batch of RGB uint8 frames -> detections per frame."""
+
+    name: str
+    version: str
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]: ...
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Settings shared by the detectors."""
+
+    min_score: float = 0.5  # lowest score returned; the tracker's keep score (hysteresis)
+    model_selection: int = 0  # MediaPipe: 0 short range (method A), 1 full range
+    device: str | None = None  # YOLO: None picks cuda:0 when visible, else cpu
+    batch_size: int = 16  # YOLO frames per forward pass
+
+
+def _clip_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> tuple[float, ...]:
+    return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
+
+
+# MediaPipe's six keypoints, in its order; left/right are the subject's.
+_MP_KEYPOINTS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
+
+
+class MediaPipeDetector:
+    """MediaPipe face detection (BlazeFace short range by default)."""
+
+    name = "mediapipe"
+
+    def __init__(self, settings: DetectorSettings) -> None:
+        import mediapipe as mp
+
+        self.settings = settings
+        self.version = f"{metadata.version('mediapipe')}/face_detection/model_selection={settings.model_selection}"
+        self._model = mp.solutions.face_detection.FaceDetection(
+            model_selection=settings.model_selection, min_detection_confidence=settings.min_score
+        )
+
+    def _one(self, frame: np.ndarray) -> list[Detection]:
+        h, w = frame.shape[:2]
+        found = self._model.process(np.ascontiguousarray(frame)).detections or []
+        out = []
+        for det in found:
+            box = det.location_data.relative_bounding_box
+            points = det.location_data.relative_keypoints
+            bbox = _clip_box(box.xmin * w, box.ymin * h, (box.xmin + box.width) * w, (box.ymin + box.height) * h, w, h)
+            marks = {name: (p.x * w, p.y * h) for name, p in zip(_MP_KEYPOINTS, points)}
+            out.append(Detection(bbox=bbox, score=float(det.score[0]), landmarks=marks))
+        return out
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        return [self._one(frame) for frame in frames]
+
+
+def _centre(box: tuple[int, int, int, int]) -> Point:
+    x, y, w, h = box
+    return (x + w / 2.0, y + h / 2.0)
+
+
+class AnimeFaceDetector:
+    """nagadomi's nvxs anime face detector (the `animeface` package), with eyes and mouth."""
+
+    name = "animeface"
+
+    def __init__(self, settings: DetectorSettings) -> None:
+        from actors.animeface_nvxs import Nvxs
+
+        self.settings = settings
+        self.version = f"animeface-{metadata.version('animeface')}/nvxs"
+        self._nvxs = Nvxs()
+
+    def _one(self, frame: np.ndarray) -> list[Detection]:
+        out = []
+        for face in self._nvxs.detect(frame):
+            if face.likelihood < self.settings.min_score:
+                continue
+            x, y, w, h = face.face
+            marks = {"left_eye": _centre(face.left_eye), "right_eye": _centre(face.right_eye)}
+            marks["mouth"] = _centre(face.mouth)
+            # Eye box sizes feed the eye-openness fallback in frontalization.
+            marks["left_eye_size"] = (float(face.left_eye[2]), float(face.left_eye[3]))
+            marks["right_eye_size"] = (float(face.right_eye[2]), float(face.right_eye[3]))
+            fh, fw = frame.shape[:2]
+            out.append(Detection(bbox=_clip_box(x, y, x + w, y + h, fw, fh), score=face.likelihood, landmarks=marks))
+        return out
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        return [self._one(frame) for frame in frames]
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=6)
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class YoloDetector:
+    """ultralytics YOLO face detector from a local weights file."""
+
+    name = "yolo"
+
+    def __init__(self, settings: DetectorSettings, weights: str) -> None:
+        path = Path(weights).expanduser()
+        if not weights or not path.is_file():
+            raise DetectorError(
+                f"yolo:{weights}: no such weights file; model-store names (yolo:NAME[@VERSION]) "
+                "arrive with the model store (issue 5), give a local .pt path for now"
+            )
+        import torch
+        from ultralytics import YOLO
+
+        self.settings = settings
+        self.device = settings.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+        self.version = f"{path.stem}-{_file_digest(path)}/ultralytics-{metadata.version('ultralytics')}"
+        self._model = YOLO(str(path))
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        out: list[list[Detection]] = []
+        step = self.settings.batch_size
+        for start in range(0, len(frames), step):
+            # ultralytics reads numpy images as BGR.
+            chunk = [np.ascontiguousarray(f[..., ::-1]) for f in frames[start : start + step]]
+            results = self._model.predict(chunk, conf=self.settings.min_score, device=self.device, verbose=False)
+            for result in results:
+                boxes = result.boxes
+                xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
+                conf = boxes.conf.cpu().numpy() if len(boxes) else np.zeros(0)
+                out.append([Detection(bbox=tuple(float(v) for v in b), score=float(s)) for b, s in zip(xyxy, conf)])
+        return out
+
+
+DetectorFactory = Callable[[DetectorSettings, str], Detector]
+DETECTORS: dict[str, DetectorFactory] = {
+    "mediapipe": lambda settings, _arg: MediaPipeDetector(settings),
+    "animeface": lambda settings, _arg: AnimeFaceDetector(settings),
+    "yolo": YoloDetector,
+}
+
+
+def parse_detector_spec(spec: str) -> tuple[str, str]:
+    """``name`` or ``name:argument`` -> (name, argument); raises DetectorError for an unknown name."""
+    name, _, arg = spec.partition(":")
+    if name not in DETECTORS:
+        raise DetectorError(f"unknown detector {spec!r}; known: mediapipe, animeface, yolo:WEIGHTS")
+    if name == "yolo" and not arg:
+        raise DetectorError("yolo needs weights: --detector yolo:PATH")
+    return name, arg
+
+
+def make_detector(spec: str, settings: DetectorSettings | None = None) -> Detector:
+    """Build the detector named by a ``--detector`` spec."""
+    name, arg = parse_detector_spec(spec)
+    return DETECTORS[name](settings or DetectorSettings(), arg)

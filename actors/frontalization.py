@@ -1,0 +1,196 @@
+"""Frontalization: landmarks for a detected face, then alignment and frontal choice.
+
+Landmark sources, tried in the order the video's style names
+(`FrontalizerSettings.order`), first hit wins:
+
+- ``face_mesh``: MediaPipe face mesh with refine_landmarks=True (iris
+  centres as eyes, eyelids and lips for openness, 3D points for yaw/pitch),
+  run on a square crop around the detector's box;
+- ``animeface``: nvxs's eye and mouth boxes (for 2D anime, whose faces the
+  face mesh may not fit);
+- ``detector``: the detector's own eye keypoints (MediaPipe's six points,
+  animeface's eyes), so every detected face can still be aligned.
+
+The geometry (roll, crop, yaw, scores, choice) lives in factory/video/align.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from actors.detection import Detection
+from factory.video.align import FaceLandmarks, ordered_eyes
+
+# Face mesh indices (MediaPipe's canonical topology; 468+ exist with refine_landmarks).
+_IRIS = (468, 473)
+_EYE_CORNERS = ((33, 133), (362, 263))
+_EYELIDS = ((159, 145), (386, 374))
+_LIPS_INNER, _LIPS_CORNERS = (13, 14), (78, 308)
+_NOSE_TIP, _FOREHEAD, _CHIN = 1, 10, 152
+_OUTER_CORNERS = (33, 263)
+
+
+@dataclass(frozen=True)
+class FrontalizerSettings:
+    """Landmark sources per style and how the face mesh sees a face."""
+
+    order: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {
+            "3d": ("face_mesh", "detector"),
+            "2d": ("face_mesh", "animeface", "detector"),
+        }
+    )
+    mesh_margin: float = 1.6  # crop side around the box handed to the face mesh, x the box side
+    mesh_input: int = 256  # that crop is resized to this side
+    mesh_min_score: float = 0.3
+
+
+def _square(bbox: tuple[float, ...], margin: float, width: int, height: int) -> tuple[int, int, int]:
+    """Top-left corner and side of a square crop around a box, kept inside the frame where possible."""
+    cx, cy = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
+    side = max(8, int(round(margin * max(bbox[2] - bbox[0], bbox[3] - bbox[1]))))
+    side = min(side, width, height)
+    x0 = int(round(min(max(cx - side / 2, 0), width - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), height - side)))
+    return x0, y0, side
+
+
+def _dist(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.hypot(*(a[:2] - b[:2])))
+
+
+class FaceMeshLandmarker:
+    """MediaPipe face mesh (with iris) on a square crop around the detection."""
+
+    name = "face_mesh"
+
+    def __init__(self, settings: FrontalizerSettings) -> None:
+        import mediapipe as mp
+
+        self.settings = settings
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True,
+            max_num_faces=1,
+            refine_landmarks=True,
+            min_detection_confidence=settings.mesh_min_score,
+        )
+
+    def __call__(self, frame: np.ndarray, det: Detection) -> FaceLandmarks | None:
+        h, w = frame.shape[:2]
+        x0, y0, side = _square(det.bbox, self.settings.mesh_margin, w, h)
+        crop = cv2.resize(frame[y0 : y0 + side, x0 : x0 + side], (self.settings.mesh_input,) * 2)
+        found = self._mesh.process(crop).multi_face_landmarks
+        if not found:
+            return None
+        # Points in source pixels; z shares x's scale (MediaPipe's convention).
+        pts = np.array([(p.x * side + x0, p.y * side + y0, p.z * side) for p in found[0].landmark])
+        eyes = ordered_eyes(tuple(pts[_IRIS[0], :2]), tuple(pts[_IRIS[1], :2]))
+        openness = np.mean(
+            [_dist(pts[a], pts[b]) / max(_dist(pts[c], pts[d]), 1e-6) for (a, b), (c, d) in zip(_EYELIDS, _EYE_CORNERS)]
+        )
+        mouth = _dist(pts[_LIPS_INNER[0]], pts[_LIPS_INNER[1]]) / max(_dist(*(pts[i] for i in _LIPS_CORNERS)), 1e-6)
+        left, right = pts[_OUTER_CORNERS[0]], pts[_OUTER_CORNERS[1]]
+        top, chin = pts[_FOREHEAD], pts[_CHIN]
+        return FaceLandmarks(
+            source=self.name,
+            eyes=eyes,
+            nose=tuple(pts[_NOSE_TIP, :2]),
+            mouth=tuple((pts[_LIPS_INNER[0], :2] + pts[_LIPS_INNER[1], :2]) / 2),
+            eye_openness=float(openness),
+            mouth_openness=float(mouth),
+            yaw_deg=math.degrees(math.atan2(right[2] - left[2], right[0] - left[0])),
+            pitch_deg=math.degrees(math.atan2(chin[2] - top[2], chin[1] - top[1])),
+        )
+
+
+def _eye_openness(marks: dict[str, tuple[float, float]]) -> float | None:
+    sizes = [marks[k] for k in ("left_eye_size", "right_eye_size") if k in marks]
+    return float(np.mean([h / w for w, h in sizes if w > 0])) if sizes else None
+
+
+def _from_points(source: str, marks: dict[str, tuple[float, float]]) -> FaceLandmarks | None:
+    if "left_eye" not in marks or "right_eye" not in marks:
+        return None
+    return FaceLandmarks(
+        source=source,
+        eyes=ordered_eyes(marks["left_eye"], marks["right_eye"]),
+        nose=marks.get("nose"),
+        mouth=marks.get("mouth"),
+        eye_openness=_eye_openness(marks),
+    )
+
+
+class AnimeFaceLandmarker:
+    """nvxs eye and mouth boxes on a square crop around the detection."""
+
+    name = "animeface"
+
+    def __init__(self, settings: FrontalizerSettings) -> None:
+        from actors.animeface_nvxs import Nvxs
+
+        self.settings = settings
+        self._nvxs = Nvxs()
+
+    def __call__(self, frame: np.ndarray, det: Detection) -> FaceLandmarks | None:
+        h, w = frame.shape[:2]
+        x0, y0, side = _square(det.bbox, self.settings.mesh_margin, w, h)
+        faces = self._nvxs.detect(np.ascontiguousarray(frame[y0 : y0 + side, x0 : x0 + side]))
+        if not faces:
+            return None
+        face = max(faces, key=lambda f: f.likelihood)
+
+        def centre(box: tuple[int, int, int, int]) -> tuple[float, float]:
+            return (x0 + box[0] + box[2] / 2, y0 + box[1] + box[3] / 2)
+
+        marks = {"left_eye": centre(face.left_eye), "right_eye": centre(face.right_eye), "mouth": centre(face.mouth)}
+        marks["left_eye_size"] = (float(face.left_eye[2]), float(face.left_eye[3]))
+        marks["right_eye_size"] = (float(face.right_eye[2]), float(face.right_eye[3]))
+        return _from_points(self.name, marks)
+
+
+class DetectorLandmarker:
+    """The detector's own keypoints."""
+
+    name = "detector"
+
+    def __init__(self, settings: FrontalizerSettings) -> None:
+        self.settings = settings
+
+    def __call__(self, frame: np.ndarray, det: Detection) -> FaceLandmarks | None:
+        return _from_points(self.name, det.landmarks)
+
+
+Landmarker = Callable[[np.ndarray, Detection], FaceLandmarks | None]
+LANDMARKERS: dict[str, Callable[[FrontalizerSettings], Landmarker]] = {
+    "face_mesh": FaceMeshLandmarker,
+    "animeface": AnimeFaceLandmarker,
+    "detector": DetectorLandmarker,
+}
+
+
+class Frontalizer:
+    """Callable: (frame, detection, style) -> landmarks from the first source that finds them."""
+
+    def __init__(self, settings: FrontalizerSettings | None = None) -> None:
+        self.settings = settings or FrontalizerSettings()
+        unknown = {n for names in self.settings.order.values() for n in names} - set(LANDMARKERS)
+        if unknown:
+            raise ValueError(f"unknown landmark sources {sorted(unknown)}; known: {sorted(LANDMARKERS)}")
+        self._made: dict[str, Landmarker] = {}
+
+    def _landmarker(self, name: str) -> Landmarker:
+        if name not in self._made:  # built on first use: a 3D-only run never loads nvxs
+            self._made[name] = LANDMARKERS[name](self.settings)
+        return self._made[name]
+
+    def __call__(self, frame: np.ndarray, det: Detection, style: str) -> FaceLandmarks | None:
+        for name in self.settings.order.get(style, ("face_mesh", "detector")):
+            marks = self._landmarker(name)(frame, det)
+            if marks is not None:
+                return marks
+        return None

@@ -1,0 +1,161 @@
+"""Video pipeline benchmark: end-to-end vs decode-only frames/s, stage shares, 1 vs 2 actors, peak RSS.
+
+    python -m benchmarks.video [--long-s 120] [--json figures.json]
+
+All figures come from one run on the same synthetic inputs (factory/synthetic/video.py):
+- decode-only: decord decode of the frames the 0.5 s policy samples;
+- end-to-end: `VideoMiner` (style, decode, shots, MediaPipe, face mesh,
+  tracks, alignment, audio) on the same videos in this process, per stage;
+- Ray: `run_video` over the short videos with 1 and with 2 actors;
+- peak RSS of a fresh process mining a short and a long video (flat in length?).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+from factory.synthetic.video import VideoSpec, make_video
+
+SHORT = VideoSpec(style="3d", duration_s=12.0, width=640, height=360, cut_s=6.3, seed=1)
+
+
+class Timed:
+    """Wraps a callable and adds its wall time to `totals[name]`."""
+
+    def __init__(self, fn, name: str, totals: dict[str, float]) -> None:
+        self.fn, self.name, self.totals = fn, name, totals
+
+    def __getattr__(self, attr):
+        return getattr(self.fn, attr)
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.totals[self.name] += time.perf_counter() - start
+
+
+def decode_only(paths: list[Path]) -> tuple[int, float]:
+    """Frames sampled every 0.5 s and seconds to decode them."""
+    from factory.video.decode import SamplingSettings, Video
+
+    frames, start = 0, time.perf_counter()
+    for path in paths:
+        with Video(path) as video:
+            frames += sum(len(batch) for batch in video.frame_batches(SamplingSettings()))
+    return frames, time.perf_counter() - start
+
+
+def end_to_end(paths: list[Path]) -> tuple[float, dict[str, float]]:
+    """Seconds to mine the videos in process, and seconds per stage."""
+    from factory.pipelines.video import VideoConfig, VideoMiner, video_id
+
+    miner = VideoMiner(VideoConfig(style_filter="any"))
+    totals: dict[str, float] = defaultdict(float)
+    miner.detector = Timed(miner.detector, "detection (MediaPipe)", totals)
+    miner.frontalizer = Timed(miner.frontalizer, "landmarks (face mesh)", totals)
+    miner.voice = Timed(miner.voice, "audio (denoise + VAD)", totals)
+    for method, name in (("_style", "style"), ("_scan", "pass 1"), ("_aligned", "align (decode + warp)")):
+        setattr(miner, method, Timed(getattr(miner, method), name, totals))
+    miner({"input_id": "warmup", "uri": str(paths[0])})  # model load and first-call costs
+    totals.clear()
+    start = time.perf_counter()
+    for path in paths:
+        rows = miner({"input_id": video_id(str(path)), "uri": str(path)})
+        if any("__error__" in r for r in rows):
+            raise RuntimeError(f"{path}: {rows[0]['__error__']}")
+    total = time.perf_counter() - start
+    inner = totals["detection (MediaPipe)"] + totals["landmarks (face mesh)"]
+    stages = {k: v for k, v in totals.items() if k != "pass 1"}
+    stages["decode + shots (pass 1 rest)"] = totals["pass 1"] - inner
+    stages["tracks, jpeg, other"] = total - sum(stages.values())
+    return total, stages
+
+
+def ray_runs(paths: list[Path], folder: Path) -> dict[int, float]:
+    """Wall seconds of run_video with 1 and 2 actors (Ray started once, 2 CPUs)."""
+    import ray
+
+    from factory.pipelines.video import VideoConfig, run_video
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    out = {}
+    try:
+        for actors in (1, 2):
+            start = time.perf_counter()
+            config = VideoConfig(style_filter="any", workers=(actors, actors))
+            run_video([str(p) for p in paths], str(folder / f"ray{actors}"), config)
+            out[actors] = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+    return out
+
+
+def peak_rss_mb(path: Path) -> float:
+    """Peak RSS (MB) of a fresh process that mines one video."""
+    code = (
+        "import resource,sys\n"
+        "from factory.pipelines.video import VideoConfig, VideoMiner\n"
+        "rows = VideoMiner(VideoConfig(style_filter='any'))({'input_id': 'v', 'uri': sys.argv[1]})\n"
+        "assert not any('__error__' in r for r in rows), rows\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--long-s", type=float, default=120.0, help="length of the long video for peak RSS")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        shorts = [make_video(folder / f"short{i}.mp4", replace(SHORT, seed=i)).path for i in range(4)]
+        long_spec = VideoSpec(style="2d", duration_s=args.long_s, width=640, height=360, cut_s=None, speech=(), seed=5)
+        long_path = make_video(folder / "long.mp4", long_spec).path
+        frames, decode_s = decode_only(shorts)
+        total_s, stages = end_to_end(shorts)
+        ray_s = ray_runs(shorts, folder)
+        rss = {"short 12 s": peak_rss_mb(shorts[0]), f"long {args.long_s:.0f} s": peak_rss_mb(long_path)}
+    figures = {
+        "inputs": "4 synthetic 3D videos, 12 s, 640x360, 24 fps; sampling every 0.5 s",
+        "sampled_frames": frames,
+        "decode_fps": frames / decode_s,
+        "end_to_end_fps": frames / total_s,
+        "ratio_end_to_end_vs_decode": decode_s / total_s,
+        "stage_share": {k: v / total_s for k, v in sorted(stages.items(), key=lambda kv: -kv[1])},
+        "ray_wall_s": {f"{k} actor(s)": v for k, v in ray_s.items()},
+        "ray_speedup_2_vs_1": ray_s[1] / ray_s[2],
+        "peak_rss_mb": rss,
+        "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    print("| figure | value |\n|---|---|")
+    print(f"| sampled frames (4 videos) | {frames} |")
+    print(f"| decode-only frames/s | {figures['decode_fps']:.1f} |")
+    print(f"| end-to-end frames/s (1 process) | {figures['end_to_end_fps']:.1f} |")
+    print(f"| end-to-end / decode-only | {figures['ratio_end_to_end_vs_decode']:.2f} |")
+    for name, share in figures["stage_share"].items():
+        print(f"| share: {name} | {share:.1%} |")
+    for name, secs in figures["ray_wall_s"].items():
+        print(f"| Ray run_video wall, {name} | {secs:.1f} s |")
+    print(f"| Ray speed-up 2 vs 1 actors | {figures['ray_speedup_2_vs_1']:.2f}x |")
+    for name, mb in rss.items():
+        print(f"| peak RSS, {name} video | {mb:.0f} MB |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

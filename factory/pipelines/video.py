@@ -1,0 +1,398 @@
+"""`factory video`: videos -> aligned character faces and voice clips (methods A, C, D).
+
+One input is one video. A pool of `VideoMiner` actors (each holds a face
+detector and the frontalizer's models) mines one video per call:
+
+1. fetch: a local path as is; s3:// (any fsspec URL) copied to a temp file;
+   http(s) through `factory.sources.youtube.download` (pluggable: a
+   `Downloader` per URL scheme in `DOWNLOADERS`);
+2. style: the Scharr classifier on `style_frames` frames spread over the
+   video; a video of another style than `--style` ends as one ``empty`` row
+   whose index json says why (not an error: the input is fine, it is not
+   wanted, and a resumed run must not retry it);
+3. pass 1, streaming decode (0.5 s sampling, method A, or key frames +
+   one P-frame per second, method D): shot cuts, face detection, the
+   landmarks and pose of the face the tracker follows, a small grey face
+   thumbnail for the motion score; frames are dropped batch by batch;
+4. tracks (hysteresis, never across a cut, >= 2 s; AniVid: single faces and
+   motion >= 0.35);
+5. pass 2 per track: decode only its 1-5 chosen frames and align them
+   (128x128, eye line level); AniVid also decodes the track's span at source
+   fps, batch by batch, into a 256x256 mp4;
+6. audio of the track's span: noise suppression, WebRTC VAD, the longest
+   3-19 s clip as `wav`.
+
+One sample per track, key ``{video_id}_t_{track:03d}``: `jpg`, `wav` when
+speech exists, `json` (the video sample contract of DESIGN.md), extra faces
+as `face1.jpg`.. and AniVid's `mp4`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import cv2
+import numpy as np
+import ray
+
+from actors.detection import Detection, DetectorSettings, make_detector, parse_detector_spec
+from actors.frontalization import Frontalizer, FrontalizerSettings
+from factory.pipelines.runner import RunResult, rows_for_input, run
+from factory.pipelines.runtime import parse_pool
+from factory.shards import ShardLimits, make_key
+from factory.pipelines.inputs import video_items
+from factory.sources.youtube import DownloadSettings, SourceEntry, fetched
+from factory.video.align import AlignSettings, FaceLandmarks, FaceMeasure, align_face, choose_faces, measure
+from factory.video.audio import VoiceExtractor, VoiceSettings, wav_bytes
+from factory.video.clip import encode_clip, square_box
+from factory.video.decode import SamplingSettings, Video
+from factory.video.shots import ShotSettings, colour_histogram, histogram_distance
+from factory.video.style import StyleSettings, classify_style, frame_style_score
+from factory.video.tracks import ANIVID_MOTION, Track, TrackSettings, build_tracks, motion_score, pick_face
+
+log = logging.getLogger(__name__)
+STYLE_CHOICES = ("3d", "2d", "any")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Every setting of a `factory video` run, one frozen record per stage."""
+
+    detector: str = "mediapipe"  # a --detector spec
+    style_filter: str = "3d"  # method A keeps 3D; 2d | any
+    anivid: bool = False  # method C: single faces, motion filter, 256x256 mp4 clips
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    style: StyleSettings = field(default_factory=StyleSettings)
+    style_frames: int = 24  # frames spread over the video that decide its style
+    shots: ShotSettings = field(default_factory=ShotSettings)
+    detection: DetectorSettings = field(default_factory=DetectorSettings)
+    tracks: TrackSettings = field(default_factory=TrackSettings)
+    frontal: FrontalizerSettings = field(default_factory=FrontalizerSettings)
+    align: AlignSettings = field(default_factory=AlignSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
+    download: DownloadSettings = field(default_factory=DownloadSettings)
+    audio_window_s: float = 60.0  # a track's audio is cleaned in windows this long (bounds memory)
+    thumb_size: int = 32  # grey face thumbnail side for the motion score
+    clip_size: int = 256  # AniVid: 256x256 talking-face clips
+    clip_margin: float = 1.3  # clip square side, x the track's median box side
+    jpeg_quality: int = 95
+    workers: tuple[int, int] = (1, 2)  # VideoMiner actor pool MIN:MAX
+    gpus: float = 0.0  # GPUs per actor, used only when the cluster has GPUs
+    limits: ShardLimits = field(default_factory=ShardLimits)
+
+    def __post_init__(self) -> None:
+        if self.style_filter not in STYLE_CHOICES:
+            raise ValueError(f"style_filter must be one of {STYLE_CHOICES}, got {self.style_filter!r}")
+        parse_detector_spec(self.detector)
+        if self.style_frames < 1 or self.thumb_size < 4 or self.clip_size < 16 or self.audio_window_s < 20:
+            raise ValueError("need style_frames >= 1, thumb_size >= 4, clip_size >= 16, audio_window_s >= 20")
+        if self.tracks.keep_score != self.detection.min_score:
+            # The detector must return what the tracker may keep, and nothing it never will.
+            raise ValueError("detection.min_score must equal tracks.keep_score (the hysteresis floor)")
+
+    def settings_json(self) -> dict[str, Any]:
+        """The run config for dataset.json."""
+        out = asdict(self)
+        out["limits"] = asdict(self.limits)
+        return out
+
+
+def anivid(config: VideoConfig) -> VideoConfig:
+    """Method C's settings on top of a config: single-face frames, motion >= 0.35, mp4 clips."""
+    tracks = replace(config.tracks, single_face_only=True, min_motion=ANIVID_MOTION)
+    return replace(config, anivid=True, tracks=tracks)
+
+
+# -- pass 1: what the tracker and the choice of faces need, frame by frame ---------------------
+@dataclass
+class Scan:
+    """Small per-sample records of pass 1 (no frames)."""
+
+    frame_indices: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    detections: list[list[Detection]] = field(default_factory=list)
+    landmarks: list[FaceLandmarks | None] = field(default_factory=list)  # of the face the tracker would pick
+    thumbs: list[np.ndarray | None] = field(default_factory=list)
+    cuts: list[float] = field(default_factory=list)
+
+
+def _thumb(frame: np.ndarray, bbox: tuple[float, ...], size: int) -> np.ndarray:
+    x0, y0, x1, y1 = (int(round(v)) for v in bbox)
+    crop = frame[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
+    return cv2.resize(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    sample: int  # position in the scan
+    detection: Detection
+    landmarks: FaceLandmarks
+    measure: FaceMeasure
+
+
+class VideoMiner:
+    """Ray Data actor: one input row (a video) -> one row per face track, or one empty / error row."""
+
+    def __init__(self, config: VideoConfig) -> None:
+        self.config = config
+        self.detector = make_detector(config.detector, config.detection)
+        self.frontalizer = Frontalizer(config.frontal)
+        self.voice = VoiceExtractor(config.voice)
+
+    def __call__(self, item: dict) -> list[dict]:
+        return rows_for_input(item, lambda: self.mine(item))
+
+    # -- the stages --------------------------------------------------------------------------
+    def _style(self, video: Video) -> tuple[str, float]:
+        cfg = self.config
+        spread = replace(cfg.sampling, policy="every", interval_s=max(video.meta.duration_s / cfg.style_frames, 1e-3))
+        scores = [frame_style_score(f, cfg.style) for batch in video.frame_batches(spread) for f in batch.frames]
+        score = float(np.median(scores))
+        return classify_style(score, cfg.style.threshold), score
+
+    def _scan(self, video: Video, style: str) -> Scan:
+        cfg, scan = self.config, Scan()
+        previous = None
+        for batch in video.frame_batches(cfg.sampling):
+            found = self.detector(list(batch.frames))
+            for (index, time_s, _, frame), faces in zip(batch, found):
+                hist = colour_histogram(frame, cfg.shots)
+                if previous is not None and histogram_distance(previous, hist) >= cfg.shots.threshold:
+                    scan.cuts.append(time_s)
+                previous = hist
+                pick = pick_face(faces, cfg.tracks)
+                scan.frame_indices.append(index)
+                scan.times.append(time_s)
+                scan.detections.append(faces)
+                if pick is None:
+                    scan.landmarks.append(None)
+                    scan.thumbs.append(None)
+                else:
+                    scan.landmarks.append(self.frontalizer(frame, faces[pick], style))
+                    scan.thumbs.append(_thumb(frame, faces[pick].bbox, cfg.thumb_size))
+        return scan
+
+    def _choose(self, scan: Scan, track: Track) -> list[_Chosen]:
+        marks = [scan.landmarks[s] for s in track.samples]
+        measures = [measure(m) if m is not None else None for m in marks]
+        picked = choose_faces(measures, self.config.align)
+        return [
+            _Chosen(track.samples[i], scan.detections[track.samples[i]][track.detections[i]], marks[i], measures[i])
+            for i in picked
+        ]
+
+    def _aligned(self, video: Video, scan: Scan, chosen: list[_Chosen]) -> list[np.ndarray]:
+        order = sorted(range(len(chosen)), key=lambda i: scan.frame_indices[chosen[i].sample])
+        indices = np.array([scan.frame_indices[chosen[i].sample] for i in order])
+        frames = [f for batch in video.frames_at(indices, self.config.sampling.batch_size) for f in batch.frames]
+        faces: list[np.ndarray] = [np.empty(0)] * len(chosen)
+        for i, frame in zip(order, frames):
+            faces[i] = align_face(frame, chosen[i].landmarks.eyes, chosen[i].detection.bbox, self.config.align)
+        return faces
+
+    def _clip(self, video: Video, scan: Scan, track: Track, audio: np.ndarray | None) -> bytes:
+        cfg, meta = self.config, video.meta
+        boxes = [scan.detections[s][d].bbox for s, d in zip(track.samples, track.detections)]
+        x0, y0, side = square_box(boxes, cfg.clip_margin, meta.width, meta.height)
+        times = video.timeline.times
+        indices = np.flatnonzero((times >= track.start_s) & (times < track.end_s))
+        crops = (f[y0 : y0 + side, x0 : x0 + side] for b in video.frames_at(indices) for f in b.frames)
+        return encode_clip(crops, meta.fps, cfg.clip_size, audio, cfg.voice.sample_rate)
+
+    def _audio(self, soundtrack: np.ndarray | None, track: Track) -> tuple[dict, bytes | None, np.ndarray | None]:
+        meta: dict[str, Any] = {"duration_s": 0.0, "speech_ratio": 0.0, **self.config.voice.metadata()}
+        if soundtrack is None:
+            return {**meta, "has_audio": False}, None, None
+        rate = self.config.voice.sample_rate
+        span = soundtrack[int(track.start_s * rate) : int(track.end_s * rate)]
+        # Windows bound noisereduce's memory (it grows with the input: +150 MB for 120 s).
+        step = max(1, int(self.config.audio_window_s * rate))
+        clips, speech = [], 0.0
+        for offset in range(0, len(span), step):
+            result = self.voice(span[offset : offset + step])
+            speech += result.speech_ratio * len(span[offset : offset + step])
+            clips += [(offset / rate + c.start_s, offset / rate + c.end_s, c.samples) for c in result.clips]
+        meta.update(has_audio=True, speech_ratio=round(speech / max(len(span), 1), 4))
+        if not clips:
+            return meta, None, span
+        start, end, samples = max(clips, key=lambda c: c[1] - c[0])
+        meta.update(
+            duration_s=round(end - start, 3),
+            start_s=round(track.start_s + start, 3),
+            end_s=round(track.start_s + end, 3),
+            clips=len(clips),
+        )
+        return meta, wav_bytes(samples, rate), span
+
+    # -- one video ---------------------------------------------------------------------------
+    def _empty(self, item: dict, reason: str, **extra: Any) -> list[dict]:
+        log.info("video %s: %s", item["input_id"], reason)
+        meta = {"kind": "video_empty", "video_id": item["input_id"], "source_url": item["uri"], "reason": reason}
+        return [{"__key__": make_key(item["input_id"], "empty"), "__status__": "empty", "json": {**meta, **extra}}]
+
+    def mine(self, item: dict) -> list[dict]:
+        """All rows of one video (exceptions become an error row in `__call__`)."""
+        cfg = self.config
+        with fetched(SourceEntry.from_dict(item["meta"]), cfg.download) as path, Video(path, sample_rate=cfg.voice.sample_rate) as video:
+            style, style_score = self._style(video)
+            if cfg.style_filter != "any" and style != cfg.style_filter:
+                reason = f"style {style} (score {style_score:.3f}) is not the wanted {cfg.style_filter}"
+                return self._empty(item, reason, style=style, style_score=round(style_score, 4))
+            scan = self._scan(video, style)
+            tracks = build_tracks(scan.times, scan.detections, scan.cuts, video.meta.duration_s, cfg.tracks)
+            soundtrack = video.audio() if video.meta.has_audio and tracks else None
+            rows = []
+            for track in tracks:
+                motion = motion_score([scan.thumbs[s] for s in track.samples if scan.thumbs[s] is not None])
+                if motion < cfg.tracks.min_motion:
+                    continue
+                chosen = self._choose(scan, track)
+                if not chosen:
+                    continue
+                rows.append(self._row(item, video, scan, track, chosen, (style, style_score), motion, soundtrack))
+            if not rows:
+                return self._empty(item, f"no face track kept ({len(tracks)} tracks >= {cfg.tracks.min_duration_s} s)")
+            return rows
+
+    def _row(
+        self,
+        item: dict,
+        video: Video,
+        scan: Scan,
+        track: Track,
+        chosen: list[_Chosen],
+        style: tuple[str, float],
+        motion: float,
+        soundtrack: np.ndarray | None,
+    ) -> dict:
+        cfg, meta = self.config, video.meta
+        faces = self._aligned(video, scan, chosen)
+        audio_meta, wav, span = self._audio(soundtrack, track)
+        best = chosen[0]
+        yaw, pitch = best.measure.yaw_deg, best.measure.pitch_deg
+        info = {
+            "kind": "video_face",
+            "video_id": item["input_id"],
+            "source_url": item["uri"],
+            "track_id": track.track_id,
+            "shot": track.shot,
+            "start_s": round(track.start_s, 3),
+            "end_s": round(track.end_s, 3),
+            "fps": meta.fps,
+            "width": meta.width,
+            "height": meta.height,
+            "style": style[0],
+            "style_score": round(style[1], 4),
+            "detector": {"name": self.detector.name, "version": self.detector.version},
+            "det_score": round(best.detection.score, 4),
+            "track_det_score": _r(np.mean([scan.detections[s][d].score for s, d in zip(track.samples, track.detections)])),
+            "bbox": [round(v, 1) for v in best.detection.bbox],
+            "landmarks": best.landmarks.to_json(),
+            "landmarks_source": best.landmarks.source,
+            "yaw": _r(yaw, 2),
+            "pitch": _r(pitch, 2),
+            "eye_openness": _r(best.measure.eye_openness),
+            "mouth_openness": _r(best.measure.mouth_openness),
+            "frontal_score": _r(best.measure.frontal_score),
+            "face_time_s": round(scan.times[best.sample], 3),
+            "face_times": [round(scan.times[c.sample], 3) for c in chosen],
+            "frame_times": [round(t, 3) for t in track.times],
+            "crop_size": cfg.align.crop_size,
+            "motion_score": round(motion, 3),
+            "audio": audio_meta,
+        }
+        row: dict[str, Any] = {"__key__": make_key(item["input_id"], "t", f"{track.track_id:03d}"), "json": info}
+        row["jpg"] = _encode_jpeg(faces[0], cfg.jpeg_quality)
+        for n, face in enumerate(faces[1:], start=1):
+            row[f"face{n}.jpg"] = _encode_jpeg(face, cfg.jpeg_quality)
+        row["wav"] = wav
+        if cfg.anivid:
+            row["mp4"] = self._clip(video, scan, track, span)
+        return row
+
+
+# -- the run ------------------------------------------------------------------------------------
+def _actor_gpus(requested: float) -> float:
+    """GPUs per actor: the request, only when the cluster has GPUs."""
+    return requested if requested > 0 and ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
+def run_video(inputs: str | list[str], out_url: str, config: VideoConfig = VideoConfig(), resume: bool = True) -> RunResult:
+    """Mine every input video into committed shards under ``out_url``."""
+    items = video_items(inputs, config.download)
+    lo, hi = config.workers
+
+    def build(ds: ray.data.Dataset) -> ray.data.Dataset:
+        return ds.flat_map(
+            VideoMiner,
+            fn_constructor_args=(config,),
+            compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
+            num_gpus=_actor_gpus(config.gpus),
+        )
+
+    return run("video", out_url, config.settings_json(), items, build, limits=config.limits, resume=resume)
+
+
+def add_video_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `factory video` flags (the contract's names plus the settings' knobs)."""
+    d, t = VideoConfig(), TrackSettings()
+    parser.add_argument("--input", required=True, help="video URL, local file, s3:// URL, or a .txt file listing them")
+    parser.add_argument("--out", required=True, help="output folder or URL (path, file://, s3://)")
+    parser.add_argument("--detector", default=d.detector, help="mediapipe | animeface | yolo:WEIGHTS.pt")
+    parser.add_argument("--style", default=d.style_filter, choices=STYLE_CHOICES, help="keep videos of this style")
+    parser.add_argument("--workers", default="1:2", help="video miner (detection) actor pool MIN:MAX")
+    parser.add_argument("--gpus", type=float, default=0.0, help="GPUs per actor (used when the cluster has GPUs)")
+    parser.add_argument("--resume", action="store_true", help="continue a dataset already in --out")
+    parser.add_argument("--anivid", action="store_true", help="method C: single faces, motion >= 0.35, mp4 clips")
+    parser.add_argument("--sampling", default="every", choices=["every", "keyframes"], help="A: every 0.5 s; D: keyframes")
+    parser.add_argument("--start-score", type=float, default=t.start_score, help="score that starts a track")
+    parser.add_argument("--keep-score", type=float, default=t.keep_score, help="score that keeps a track alive")
+    parser.add_argument("--min-track-s", type=float, default=t.min_duration_s, help="shortest track kept, seconds")
+    parser.add_argument("--crop-size", type=int, default=AlignSettings.crop_size, help="aligned face side, pixels")
+
+
+def config_from_args(args: argparse.Namespace) -> VideoConfig:
+    """A VideoConfig from parsed `factory video` flags."""
+    tracks = TrackSettings(start_score=args.start_score, keep_score=args.keep_score, min_duration_s=args.min_track_s)
+    config = VideoConfig(
+        detector=args.detector,
+        style_filter=args.style,
+        sampling=SamplingSettings(policy=args.sampling),
+        detection=DetectorSettings(min_score=args.keep_score),
+        tracks=tracks,
+        align=AlignSettings(crop_size=args.crop_size),
+        workers=parse_pool(args.workers),
+        gpus=args.gpus,
+    )
+    return anivid(config) if args.anivid else config
+
+
+def run_video_from_args(args: argparse.Namespace) -> int:
+    """`factory video` handler: run, print a one-line summary; 0 when it ran (bad inputs are error rows)."""
+    config = config_from_args(args)
+    result = run_video(args.input, args.out, config, resume=args.resume)
+    counts = result.dataset.get("counts", {})
+    print(
+        f"{result.inputs_total} videos ({result.inputs_skipped} already done): "
+        f"{counts.get('samples', 0)} face tracks, {counts.get('errors', 0)} errors -> {args.out}"
+    )
+    return 0
+
+
+def video_demo(out_url: str, videos: list[str], workers: str = "1:2") -> RunResult:
+    """The demo's video run: any style kept, so the 2D and 3D demo videos both give tracks."""
+    return run_video(videos, out_url, VideoConfig(style_filter="any", workers=parse_pool(workers)))

@@ -1,0 +1,87 @@
+"""Alignment: the aligned face's eye line is level (truth from the drawn faces); frontal choice rules."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from actors.detection import make_detector
+from actors.frontalization import Frontalizer
+from factory.video.align import (
+    AlignSettings,
+    FaceMeasure,
+    align_face,
+    alignment_matrix,
+    choose_faces,
+    eye_roll_deg,
+    nose_yaw_deg,
+    transform_points,
+)
+from factory.video.decode import SamplingSettings, Video
+
+
+def _level_error_deg(matrix: np.ndarray, eyes: np.ndarray) -> float:
+    (x0, y0), (x1, y1) = transform_points(matrix, eyes)
+    return abs(math.degrees(math.atan2(y1 - y0, x1 - x0)))
+
+
+@pytest.fixture(scope="module")
+def models():
+    return make_detector("mediapipe"), Frontalizer()
+
+
+@pytest.mark.parametrize("name", ["talking_3d", "talking_2d"])
+def test_aligned_eye_line_is_within_3_degrees_of_horizontal(name, request, models):
+    video = request.getfixturevalue(name)
+    detector, frontalizer = models
+    with Video(video.path) as decoded:
+        rows = [(i, f) for batch in decoded.frame_batches(SamplingSettings(interval_s=1.0)) for i, _, _, f in batch]
+    errors, rolls = [], []
+    for index, frame in rows:
+        dets = detector([frame])[0]
+        main = max(dets, key=lambda d: d.area)
+        marks = frontalizer(frame, main, video.style)
+        truth = next(f for f in video.faces if not np.isnan(f.eyes[index, 0, 0]) and
+                     main.bbox[0] < f.eyes[index, 0, 0] < main.bbox[2])
+        errors.append(_level_error_deg(alignment_matrix(marks.eyes, main.bbox, AlignSettings()), truth.eyes[index]))
+        rolls.append(abs(truth.rolls_deg[index]))
+    assert max(rolls) > 3.0  # the heads really tilt, so levelling is tested
+    assert np.median(errors) < 2.0
+    assert max(errors) < 3.0
+
+
+def test_align_face_levels_a_drawn_eye_pair():
+    img = np.zeros((200, 200, 3), np.uint8)
+    eyes = ((60.0, 90.0), (140.0, 110.0))  # tilted by atan(20/80) = 14 degrees
+    for x, y in eyes:
+        img[int(y) - 3 : int(y) + 4, int(x) - 3 : int(x) + 4] = 255
+    settings = AlignSettings(crop_size=128)
+    out = align_face(img, eyes, (40.0, 50.0, 160.0, 170.0), settings)
+    assert out.shape == (128, 128, 3)
+    ys, xs = np.nonzero(out[..., 0] > 128)
+    left, right = xs < 64, xs >= 64
+    assert abs(ys[left].mean() - ys[right].mean()) < 1.0
+    assert eye_roll_deg(eyes) == pytest.approx(math.degrees(math.atan2(20, 80)))
+
+
+def test_nose_yaw_is_zero_when_centred_and_signed_when_not():
+    eyes = ((0.0, 0.0), (10.0, 0.0))
+    assert nose_yaw_deg(eyes, (5.0, 6.0)) == pytest.approx(0.0)
+    assert nose_yaw_deg(eyes, (7.5, 6.0)) == pytest.approx(30.0)
+    assert nose_yaw_deg(eyes, (2.5, 6.0)) == pytest.approx(-30.0)
+
+
+def test_choose_faces_drops_profiles_and_half_closed_eyes_and_ranks_the_rest():
+    m = [
+        FaceMeasure(yaw_deg=5, pitch_deg=0, eye_openness=0.40, mouth_openness=0.0),  # good
+        FaceMeasure(yaw_deg=50, pitch_deg=0, eye_openness=0.40, mouth_openness=0.0),  # profile
+        FaceMeasure(yaw_deg=0, pitch_deg=0, eye_openness=0.15, mouth_openness=0.0),  # half-closed
+        FaceMeasure(yaw_deg=0, pitch_deg=0, eye_openness=0.40, mouth_openness=0.0),  # best
+        FaceMeasure(yaw_deg=0, pitch_deg=0, eye_openness=0.40, mouth_openness=0.4),  # talking
+        None,  # no landmarks
+    ]
+    assert choose_faces(m, AlignSettings()) == [3, 0, 4]
+    assert choose_faces(m, AlignSettings(faces_per_track=1)) == [3]
+    assert choose_faces([m[1], None], AlignSettings()) == []
