@@ -11,7 +11,7 @@ parses ``name`` or ``name:argument`` (``yolo:weights.pt``).
   so tracks can live through frames that score lower (tracks.py starts them
   at 0.8).
 - ``animeface``: nagadomi's nvxs anime face detector (the `animeface`
-  package; see actors/animeface_nvxs.py for why it is called through ctypes).
+  package; needs Pillow < 12, see :func:`detect_anime_faces`).
   Gives both eyes and the mouth.
 - ``yolo:PATH``: ultralytics YOLO from a local weights file, on the GPU when
   one is visible. Model-store names (``yolo:NAME[@VERSION]``) come with the
@@ -119,21 +119,56 @@ def _centre(box: tuple[int, int, int, int]) -> Point:
     return (x + w / 2.0, y + h / 2.0)
 
 
+Box = tuple[int, int, int, int]  # x, y, width, height
+
+
+@dataclass(frozen=True)
+class AnimeFace:
+    """One face found by nvxs: likelihood and the boxes of face, eyes and mouth."""
+
+    likelihood: float
+    face: Box
+    left_eye: Box
+    right_eye: Box
+    mouth: Box
+
+
+def detect_anime_faces(frame: np.ndarray) -> list[AnimeFace]:
+    """Run the `animeface` package on one RGB frame.
+
+    Its C extension reads Pillow's internal image layout; from Pillow 12 on
+    it finds nothing, silently (measured: 0 of 24 frames of a 2D test video
+    with 12.0 and 13.0, 14 of 24 with 11.3). Hence the pin and this check.
+    """
+    import animeface
+    import PIL
+    from PIL import Image
+
+    if int(PIL.__version__.split(".")[0]) >= 12:
+        raise DetectorError(f"the animeface detector needs Pillow < 12 (found {PIL.__version__}): pip install 'pillow<12'")
+
+    def box(part) -> Box:
+        pos = part.pos
+        return (int(pos.x), int(pos.y), int(pos.width), int(pos.height))
+
+    return [
+        AnimeFace(float(f.likelihood), box(f.face), box(f.left_eye), box(f.right_eye), box(f.mouth))
+        for f in animeface.detect(Image.fromarray(np.ascontiguousarray(frame)))
+    ]
+
+
 class AnimeFaceDetector:
     """nagadomi's nvxs anime face detector (the `animeface` package), with eyes and mouth."""
 
     name = "animeface"
 
     def __init__(self, settings: DetectorSettings) -> None:
-        from actors.animeface_nvxs import Nvxs
-
         self.settings = settings
-        self.version = f"animeface-{metadata.version('animeface')}/nvxs"
-        self._nvxs = Nvxs()
+        self.version = f"animeface-{metadata.version('animeface')}"
 
     def _one(self, frame: np.ndarray) -> list[Detection]:
         out = []
-        for face in self._nvxs.detect(frame):
+        for face in detect_anime_faces(frame):
             if face.likelihood < self.settings.min_score:
                 continue
             x, y, w, h = face.face

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from actors.detection import Detection
+from actors.detection import Detection, detect_anime_faces
 from factory.video.align import FaceLandmarks, ordered_eyes
 
 # Face mesh indices (MediaPipe's canonical topology; 468+ exist with refine_landmarks).
@@ -131,15 +131,12 @@ class AnimeFaceLandmarker:
     name = "animeface"
 
     def __init__(self, settings: FrontalizerSettings) -> None:
-        from actors.animeface_nvxs import Nvxs
-
         self.settings = settings
-        self._nvxs = Nvxs()
 
     def __call__(self, frame: np.ndarray, det: Detection) -> FaceLandmarks | None:
         h, w = frame.shape[:2]
         x0, y0, side = _square(det.bbox, self.settings.mesh_margin, w, h)
-        faces = self._nvxs.detect(np.ascontiguousarray(frame[y0 : y0 + side, x0 : x0 + side]))
+        faces = detect_anime_faces(frame[y0 : y0 + side, x0 : x0 + side])
         if not faces:
             return None
         face = max(faces, key=lambda f: f.likelihood)
