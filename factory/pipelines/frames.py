@@ -14,10 +14,9 @@ from typing import Iterator
 
 import cv2
 import numpy as np
-import ray
 
 from factory.pipelines.inputs import video_items
-from factory.pipelines.runner import RunResult, rows_for_input, run
+from factory.pipelines.runner import RunResult, actor_pool_stage, rows_for_input, run
 from factory.shards import ShardLimits, make_key
 from factory.sources.youtube import SourceEntry, fetched
 from factory.video.decode import SamplingSettings, Video
@@ -93,14 +92,6 @@ class FrameSampler:
 def run_frames(inputs: str | list[str], out_url: str, config: FramesConfig = FramesConfig(), resume: bool = True) -> RunResult:
     """Sample frames of every input video into committed shards under ``out_url``."""
     items = video_items(inputs)
-    lo, hi = config.workers
-
-    def build(ds: ray.data.Dataset) -> ray.data.Dataset:
-        return ds.flat_map(
-            FrameSampler,
-            fn_constructor_args=(config,),
-            compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
-        )
-
+    build = actor_pool_stage(FrameSampler, config, config.workers)
     settings = {"sampling": asdict(config.sampling), "style": asdict(config.style), "max_side": config.max_side}
     return run("frames", out_url, settings, items, build, limits=config.limits, resume=resume)

@@ -59,6 +59,46 @@ def rows_for_input(item: dict, produce: Callable[[], Iterable[dict]]) -> list[di
     return rows
 
 
+def available(requested: dict[str, float]) -> dict[str, float]:
+    """The requested per-actor resources that this cluster has at all.
+
+    A GPU or a custom resource such as ``blender`` is asked for only where
+    nodes advertise it; elsewhere the stage runs on CPU, so every GPU path
+    also runs on a laptop or in CI. Call with Ray started.
+    """
+    have = ray.cluster_resources()
+    return {name: amount for name, amount in requested.items() if amount > 0 and have.get(name, 0) > 0}
+
+
+def actor_pool_stage(
+    stage: type,
+    config: Any,
+    pool: tuple[int, int],
+    wants: dict[str, float] | None = None,
+) -> Callable[[ray.data.Dataset], ray.data.Dataset]:
+    """A graph that runs ``stage(config)`` over each input row on an actor pool.
+
+    The stage is a callable class (one input row -> its output rows, through
+    :func:`rows_for_input`); the pool grows from ``pool[0]`` to ``pool[1]``
+    actors. ``wants`` are per-actor resources (``GPU``, ``blender``, ...),
+    requested where the cluster has them.
+    """
+    lo, hi = pool
+
+    def build(ds: ray.data.Dataset) -> ray.data.Dataset:
+        granted = available(wants or {})
+        gpus = granted.pop("GPU", 0.0)
+        return ds.flat_map(
+            stage,
+            fn_constructor_args=(config,),
+            compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
+            num_gpus=gpus,
+            resources=granted or None,
+        )
+
+    return build
+
+
 @dataclass(frozen=True)
 class RunResult:
     """What a run did: counts from dataset.json and what resume skipped."""

@@ -36,11 +36,10 @@ from typing import Any
 
 import cv2
 import numpy as np
-import ray
 
 from actors.detection import Detection, DetectorSettings, make_detector, parse_detector_spec
 from actors.frontalization import Frontalizer, FrontalizerSettings
-from factory.pipelines.runner import RunResult, rows_for_input, run
+from factory.pipelines.runner import RunResult, actor_pool_stage, rows_for_input, run
 from factory.pipelines.runtime import parse_pool
 from factory.shards import ShardLimits, make_key
 from factory.pipelines.inputs import video_items
@@ -326,24 +325,10 @@ class VideoMiner:
 
 
 # -- the run ------------------------------------------------------------------------------------
-def _actor_gpus(requested: float) -> float:
-    """GPUs per actor: the request, only when the cluster has GPUs."""
-    return requested if requested > 0 and ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-
-
 def run_video(inputs: str | list[str], out_url: str, config: VideoConfig = VideoConfig(), resume: bool = True) -> RunResult:
     """Mine every input video into committed shards under ``out_url``."""
     items = video_items(inputs, config.download)
-    lo, hi = config.workers
-
-    def build(ds: ray.data.Dataset) -> ray.data.Dataset:
-        return ds.flat_map(
-            VideoMiner,
-            fn_constructor_args=(config,),
-            compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
-            num_gpus=_actor_gpus(config.gpus),
-        )
-
+    build = actor_pool_stage(VideoMiner, config, config.workers, wants={"GPU": config.gpus})
     return run("video", out_url, config.settings_json(), items, build, limits=config.limits, resume=resume)
 
 
