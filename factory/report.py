@@ -1,9 +1,11 @@
 """`factory report`: an HTML page with figures drawn from committed shards.
 
-Generic for now: sample counts per kind / split / status, a histogram of
-every numeric top-level field of the sample json, and a contact sheet of
-image samples. The papers' own figures join as the pipelines produce
-their fields.
+Generic figures for any dataset (counts per kind / split / status, a
+histogram of every numeric top-level json field, a contact sheet), plus the
+source papers' figures for the sample kinds that carry their fields
+(``KIND_FIGURES``): clip-length histogram, style counts, faces per video,
+gender and age shares for ``video_face``; style and partition counts and
+head-angle histograms for ``render``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import io
 import json
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import matplotlib
 
@@ -76,6 +79,56 @@ def _histogram(name: str, values: list[float], folder: str) -> str:
     return _save(fig, folder, f"hist_{name}.png")
 
 
+def _metas(json_texts: list[str | None], kind: str) -> list[dict]:
+    metas = []
+    for text in json_texts:
+        try:
+            meta = json.loads(text) if text else None
+        except ValueError:
+            continue
+        if isinstance(meta, dict) and meta.get("kind") == kind:
+            metas.append(meta)
+    return metas
+
+
+def _video_face_figures(metas: list[dict], folder: str) -> list[str]:
+    """Method A's figures: voice clip lengths, styles, faces per video, gender and age shares."""
+    figs = []
+    clips = [m["audio"]["duration_s"] for m in metas if (m.get("audio") or {}).get("duration_s")]
+    if clips:
+        figs.append(_histogram("voice_clip_seconds", clips, folder))
+    figs.append(_bar(collections.Counter(m.get("style", "?") for m in metas), "face tracks by style", folder, "video_styles.png"))
+    per_video = collections.Counter(m.get("video_id") for m in metas)
+    figs.append(_histogram("faces_per_video", list(map(float, per_video.values())), folder))
+    for task in ("gender", "age_group"):
+        labels = [((m.get("labels") or {}).get(task) or {}) for m in metas]
+        names = [lab.get("label") if isinstance(lab, dict) else lab for lab in labels]
+        counts = collections.Counter(n for n in names if n)
+        if counts:
+            figs.append(_bar(counts, f"tracks by {task}", folder, f"labels_{task}.png"))
+    return figs
+
+
+def _render_figures(metas: list[dict], folder: str) -> list[str]:
+    """Method B's figures: shader styles, partitions, head angles."""
+    figs = [
+        _bar(collections.Counter(m.get("style", "?") for m in metas), "renders by style", folder, "render_styles.png"),
+        _bar(collections.Counter(m.get("partition", "?") for m in metas), "renders by partition", folder, "render_partitions.png"),
+    ]
+    poses = [m["pose"] for m in metas if isinstance(m.get("pose"), list) and len(m["pose"]) == 20]
+    for i, name in zip((17, 18, 19), ("yaw", "pitch", "roll")):
+        if poses:
+            figs.append(_histogram(f"head_{name}_deg", [p[i] for p in poses], folder))
+    return figs
+
+
+# Registry: sample kind -> the source paper's figures for it.
+KIND_FIGURES: dict[str, Callable[[list[dict], str], list[str]]] = {
+    "video_face": _video_face_figures,
+    "render": _render_figures,
+}
+
+
 def contact_sheet(out: Location, settings: ReportSettings) -> Image.Image | None:
     """Tile the first image samples into one picture (None if there are none)."""
     thumbs = []
@@ -113,6 +166,10 @@ def write_report(out: Location, folder: str, settings: ReportSettings = ReportSe
     if summary.splits:
         figures.append(_bar(summary.splits, "samples by split", folder, "splits.png"))
     ok_json = [j for j, s in zip(index.column("json").to_pylist(), status) if s == "ok"]
+    for kind, draw in KIND_FIGURES.items():
+        metas = _metas(ok_json, kind)
+        if metas:
+            figures.extend(draw(metas, folder))
     numeric = _numeric_fields(ok_json)
     for name in sorted(numeric)[: settings.max_histograms]:
         figures.append(_histogram(name, numeric[name], folder))
