@@ -50,7 +50,7 @@ class WorkerSettings:
     quiet: bool = True  # send Blender's per-frame prints to /dev/null
 
 
-def _blender_script_dirs(path: str) -> bool:
+def _is_blender_script_dir(path: str) -> bool:
     """True for the folders `import bpy` adds to sys.path (bpy/<version>/scripts/...)."""
     parts = Path(path).parts
     return "bpy" in parts and "scripts" in parts[parts.index("bpy"):]
@@ -60,7 +60,7 @@ def _serve(conn, quiet: bool) -> None:
     """Child main loop: run ("module:function", args) requests until told to stop."""
     # spawn hands the child the parent's sys.path; if the parent imported bpy, that path
     # holds Blender's script folders, whose pure-Python 'bpy' would shadow the real module
-    sys.path[:] = [p for p in sys.path if not _blender_script_dirs(p)]
+    sys.path[:] = [p for p in sys.path if not _is_blender_script_dir(p)]
     if quiet:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)  # Blender prints from C straight to fd 1
@@ -88,6 +88,7 @@ class BlenderProcess:
 
     @property
     def pid(self) -> int | None:
+        """Process id of the current child, None when none runs."""
         return self._proc.pid if self._proc is not None else None
 
     def _start(self) -> None:

@@ -67,21 +67,6 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", default="1:2", help="actor pool size MIN:MAX (default 1:2)")
 
 
-def _add_annotate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", required=True, help="folder or URL of PMX models")
-    p.add_argument("--out", required=True, help="output folder or URL for the annotation table and renders")
-
-
-def _add_render(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", required=True, help="folder or URL of PMX models (or zip archives)")
-    p.add_argument("--out", required=True, help="output folder or URL")
-    p.add_argument("--images-per-model", type=int, help="override the paper's 100 / 20 images per model")
-    p.add_argument("--render-workers", default="1:2", help="Blender actor pool MIN:MAX")
-    p.add_argument("--engine", default="cycles", choices=["cycles", "eevee", "workbench"])
-    p.add_argument("--gpu", action="store_true", help="render on the GPU")
-    p.add_argument("--annotations", help="edited annotation table from 'factory annotate'")
-
-
 def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["classifier", "detector"])
     p.add_argument("--data", required=True, help="dataset URL (committed shards)")
@@ -122,13 +107,13 @@ COMMANDS: dict[str, Command] = {
     ),
     "annotate": Command(
         "map PMX morphs onto the 23 target morphs and inspect them by rendering",
-        _add_annotate,
-        _not_built(4, "morph annotation with render-diff inspection"),
+        "factory.pipelines.render:add_annotate_arguments",
+        "factory.pipelines.render:run_annotate_from_args",
     ),
     "render": Command(
         "render PMX models to posed face images with Blender (method B)",
-        _add_render,
-        _not_built(4, "the Blender render actor pool"),
+        "factory.pipelines.render:add_render_arguments",
+        "factory.pipelines.render:run_render_from_args",
     ),
     "train": Command(
         "train the anime face detector or the age/gender classifier",

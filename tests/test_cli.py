@@ -31,8 +31,6 @@ def test_every_command_has_real_help(command):
 @pytest.mark.parametrize(
     "args, issue",
     [
-        (["annotate", "--models", "m", "--out", "o"], 4),
-        (["render", "--models", "m", "--out", "o"], 4),
         (["train", "detector", "--data", "d", "--out", "o"], 5),
     ],
 )
@@ -87,6 +85,9 @@ def test_demo_writes_committed_shards_that_inspect_summarises(tmp_path):
     assert (tmp_path / "demo" / "frames" / "report" / "contact_sheet.png").exists()
     video = json.loads(factory("inspect", str(tmp_path / "demo" / "video"), "--json").stdout)
     assert video["kinds"] == {"video_face": video["samples"]} and video["samples"] >= 2 and video["errors"] == 1
+    render = json.loads(factory("inspect", str(tmp_path / "demo" / "render"), "--json").stdout)
+    assert render["kinds"] == {"render": 16} and set(render["splits"]) <= {"train", "test"}
     again = factory("demo", "--out", str(tmp_path / "demo"), timeout=600)
     assert "frames: skipped 4 of 4 inputs already complete" in again.stdout
     assert "video: skipped 4 of 4 inputs already complete" in again.stdout
+    assert "render: skipped 2 of 2 inputs already complete" in again.stdout

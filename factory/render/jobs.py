@@ -1,0 +1,124 @@
+"""What the renderer is asked to do and what it answers: plain, picklable data.
+
+These cross the pipe between a Ray actor (which never imports bpy) and its
+Blender child process (``factory.render.scene`` runs them), so they import
+nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from factory.render.sampling import PoseSample, SamplingConfig
+
+ENGINE_NAMES = ("cycles", "eevee", "workbench")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How images are rendered. Defaults: CPU Cycles at 16 samples, 256x256 RGBA."""
+
+    engine: str = "cycles"  # cycles | eevee | workbench
+    samples: int = 16
+    gpu: bool = False  # Cycles on CUDA/OptiX, when the machine has one
+    resolution: int = 256
+    mmd_scale: float = 0.08  # metres per MMD unit
+    frame_margin: float = 1.7  # framed half-size / half-size of the face's rest box
+    focal_mm: float = 50.0
+    light_scale: float = 3.0  # sun strength = light_intensity * light_scale
+    threads: int = 0  # render threads; 0 = all cores
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINE_NAMES:
+            raise ValueError(f"unknown engine '{self.engine}'; known: {list(ENGINE_NAMES)}")
+        if self.samples < 1 or self.resolution < 8:
+            raise ValueError("samples must be >= 1 and resolution >= 8")
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """Render every sampled image of one model file."""
+
+    path: str
+    model_id: str
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    settings: RenderSettings = field(default_factory=RenderSettings)
+    targets: dict[str, int] | None = None  # target -> source morph index; None: map by name
+
+
+@dataclass(frozen=True)
+class RenderedImage:
+    """One rendered sample."""
+
+    sample: PoseSample
+    png: bytes
+    face_bbox: list[float]
+
+
+@dataclass(frozen=True)
+class ModelRender:
+    """Everything rendered for one model."""
+
+    model_name: str
+    targets: dict[str, int]
+    warnings: list[str]
+    images: list[RenderedImage]
+
+
+@dataclass(frozen=True)
+class InspectionSettings:
+    """Render-diff inspection: what counts as a changed pixel and where each part belongs.
+
+    Bands are vertical positions inside face_bbox (0 top, 1 bottom) where the
+    centroid of a part's changed pixels may lie.
+    """
+
+    settings: RenderSettings = field(default_factory=lambda: RenderSettings(engine="workbench", samples=8))
+    style: str = "flat_cel"  # flat light: only shape changes show up
+    pixel_threshold: int = 24  # of 255, on any RGBA channel
+    min_changed_pixels: int = 6
+    max_outside_share: float = 0.5
+    bands: tuple[tuple[str, float, float], ...] = (
+        ("eyes", 0.25, 0.85),
+        ("eyebrows", 0.0, 0.65),
+        ("mouth", 0.55, 1.1),
+    )
+
+
+@dataclass(frozen=True)
+class InspectJob:
+    """Inspect the mapped morphs of one model by rendering them."""
+
+    path: str
+    model_id: str
+    inspection: InspectionSettings = field(default_factory=InspectionSettings)
+
+
+@dataclass(frozen=True)
+class MorphCheck:
+    """Inspection of one source morph (the annotation table row without the model columns)."""
+
+    index: int
+    name: str
+    name_en: str
+    panel: int
+    kind: str
+    target: str | None
+    part: str | None
+    side: str | None
+    method: str
+    changed_pixels: int = 0
+    changed_face: float = 0.0  # share of face_bbox pixels that changed
+    outside_share: float = 0.0  # share of the changed pixels outside face_bbox
+    centroid_v: float | None = None  # vertical centroid of the change inside face_bbox, 0 top .. 1 bottom
+    flag: str = "not_inspected"  # ok | dead | outside_face | wrong_part | not_inspected
+
+
+@dataclass(frozen=True)
+class ModelInspection:
+    """The inspected annotation rows of one model."""
+
+    model_name: str
+    face_bbox: list[float]
+    morphs: list[MorphCheck]
+    warnings: list[str]
