@@ -117,24 +117,37 @@ def _wait_for_job_agent(address: str, timeout_s: float = 120) -> None:
         time.sleep(2)
 
 
+def _stop_nodes(*temp_dirs: Path) -> None:
+    """Stop the nodes started with these temp dirs (a plain `ray stop` would
+    also kill the test session's embedded Ray)."""
+    for sig in ("TERM", "KILL"):
+        for temp_dir in temp_dirs:
+            subprocess.run(["pkill", f"-{sig}", "-f", str(temp_dir)], check=False)
+        time.sleep(2)
+
+
 @pytest.fixture(scope="module")
-def head_node(tmp_path_factory):
-    """`ray start --head` with a blender resource; stopped by its own temp dir
-    (a plain `ray stop` would also kill the test session's embedded Ray)."""
+def cluster(tmp_path_factory):
+    """`ray start --head` with a blender resource, token auth on (Ray's default).
+    Yields the dashboard URL and the GCS address; a test may add nodes."""
     temp_dir = tmp_path_factory.mktemp("rayhead")
-    dash = _free_port()
+    dash, gcs = _free_port(), _free_port()
     subprocess.run(
         [str(BIN / "ray"), "start", "--head", "--num-cpus", "2", "--resources", json.dumps({"blender": 1}),
-         "--port", str(_free_port()), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash),
+         "--port", str(gcs), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash),
          "--include-dashboard", "true", "--temp-dir", str(temp_dir), "--disable-usage-stats"],
         env=_env(), check=True, capture_output=True, timeout=180,
     )
     address = f"http://127.0.0.1:{dash}"
     _wait_for_job_agent(address)
-    yield address
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        subprocess.run(["pkill", f"-{sig.name[3:]}", "-f", str(temp_dir)], check=False)
-        time.sleep(2)
+    added: list[Path] = []
+    yield {"dashboard": address, "gcs": f"127.0.0.1:{gcs}", "added": added}
+    _stop_nodes(temp_dir, *added)
+
+
+@pytest.fixture(scope="module")
+def head_node(cluster) -> str:
+    return cluster["dashboard"]
 
 
 def _submit(address: str, *args: str, env_extra: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -174,3 +187,37 @@ def test_job_submit_without_the_token_is_refused(head_node, tmp_path):
     assert done.returncode != 0
     text = (done.stdout + done.stderr).lower()
     assert "auth" in text or "401" in text or "403" in text
+
+
+@pytest.mark.slow
+def test_render_actors_land_on_both_nodes(cluster, tmp_path_factory, tmp_path):
+    """A second node joins with its own blender resource and temp dir; a render
+    run with a 2:2 pool places one Blender actor on each node."""
+    import numpy as np
+
+    from factory.synthetic.character import random_character, write_character
+
+    temp_dir = tmp_path_factory.mktemp("raynode2")
+    cluster["added"].append(temp_dir)
+    env = {**_env(), "RAY_AUTH_MODE": "token"}  # a joining node must send the cluster token
+    subprocess.run(
+        [str(BIN / "ray"), "start", "--address", cluster["gcs"], "--num-cpus", "1",
+         "--resources", json.dumps({"blender": 1}), "--temp-dir", str(temp_dir), "--disable-usage-stats"],
+        env=env, check=True, capture_output=True, timeout=180,
+    )
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        write_character(random_character(rng, name=f"c{i}"), tmp_path / "models" / f"c{i}")
+    done = subprocess.run(
+        [sys.executable, "-m", "factory", "render", "--models", str(tmp_path / "models"), "--out", str(tmp_path / "out"),
+         "--render-workers", "2:2", "--engine", "workbench", "--images-per-model", "2"],
+        env={**env, "RAY_ADDRESS": cluster["gcs"]}, capture_output=True, text=True, timeout=600, cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rendered 8 images from 4 models" in done.stdout
+    listed = subprocess.run(
+        [str(BIN / "ray"), "list", "actors", "--address", cluster["dashboard"], "--detail", "--format", "json", "--limit", "1000"],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )
+    nodes = {a["node_id"] for a in json.loads(listed.stdout) if "BlenderRenderer" in a.get("class_name", "")}
+    assert len(nodes) == 2
