@@ -13,8 +13,9 @@ parses ``name`` or ``name:argument`` (``yolo:weights.pt``).
 - ``animeface``: nagadomi's nvxs anime face detector (the `animeface`
   package; needs Pillow < 12, see :func:`detect_anime_faces`).
   Gives both eyes and the mouth.
-- ``yolo:PATH``: ultralytics YOLO from a local weights file, on the GPU when
-  one is visible. Model-store names (``yolo:NAME[@VERSION]``) come with the
+- ``yolo:PATH`` or ``yolo:NAME[@VERSION]``: ultralytics YOLO from a local
+  weights file or from the model store (FACTORY_MODEL_STORE), on the GPU when
+  one is visible. (Was: model-store names come with the
   model store (issue 5).
 """
 
@@ -193,24 +194,36 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def yolo_weights(spec: str) -> tuple[Path, str]:
+    """A local weights file, or the weights of model-store model ``NAME[@VERSION]``.
+
+    Returns the path and a version label for the sample metadata.
+    """
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path, f"{path.stem}-{_file_digest(path)}"
+    from factory.models import ModelStore, ModelStoreError
+
+    try:
+        stored = ModelStore().fetch(spec)
+    except ModelStoreError as exc:
+        raise DetectorError(f"yolo:{spec}: not a weights file, and {exc}") from None
+    return stored.file(stored.manifest.get("weights", "best.pt")), str(stored.ref)
+
+
 class YoloDetector:
-    """ultralytics YOLO face detector from a local weights file."""
+    """ultralytics YOLO face detector from a weights file or the model store."""
 
     name = "yolo"
 
     def __init__(self, settings: DetectorSettings, weights: str) -> None:
-        path = Path(weights).expanduser()
-        if not weights or not path.is_file():
-            raise DetectorError(
-                f"yolo:{weights}: no such weights file; model-store names (yolo:NAME[@VERSION]) "
-                "arrive with the model store (issue 5), give a local .pt path for now"
-            )
+        path, label = yolo_weights(weights)
         import torch
         from ultralytics import YOLO
 
         self.settings = settings
         self.device = settings.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
-        self.version = f"{path.stem}-{_file_digest(path)}/ultralytics-{metadata.version('ultralytics')}"
+        self.version = f"{label}/ultralytics-{metadata.version('ultralytics')}"
         self._model = YOLO(str(path))
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:

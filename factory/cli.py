@@ -17,23 +17,12 @@ from typing import Callable, NamedTuple
 
 from factory.storage import StorageError
 
-EXIT_ERROR, EXIT_NOT_BUILT = 1, 2
+EXIT_ERROR = 1
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-class NotBuiltYet(Exception):
-    """A command of the contract whose pipeline does not exist yet."""
-
-
-def _not_built(issue: int, what: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        raise NotBuiltYet(f"'factory {args.command}' is not built yet: {what} (tracked in issue #{issue})")
-
-    return handler
-
-
-# -- built commands ---------------------------------------------------------------
+# -- commands handled here --------------------------------------------------------
 def _inspect(args: argparse.Namespace) -> int:
     from factory.storage import open_location
     from factory.summary import summarize
@@ -65,12 +54,6 @@ def _demo(args: argparse.Namespace) -> int:
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo-out", help="output folder or URL (default: demo-out)")
     p.add_argument("--workers", default="1:2", help="actor pool size MIN:MAX (default 1:2)")
-
-
-def _add_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["classifier", "detector"])
-    p.add_argument("--data", required=True, help="dataset URL (committed shards)")
-    p.add_argument("--out", required=True, help="model store URL")
 
 
 def _add_report(p: argparse.ArgumentParser) -> None:
@@ -117,8 +100,8 @@ COMMANDS: dict[str, Command] = {
     ),
     "train": Command(
         "train the anime face detector or the age/gender classifier",
-        _add_train,
-        _not_built(5, "detector and classifier training"),
+        "factory.train:add_train_arguments",
+        "factory.train:run_train_from_args",
     ),
     "report": Command("draw the dataset report (HTML + PNG figures) from committed shards", _add_report, _report),
     "inspect": Command("summarise a dataset: shards, samples, bytes, kinds, splits, errors", _add_inspect, _inspect),
@@ -162,9 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return _resolve(COMMANDS[args.command].handler)(args)
-    except NotBuiltYet as exc:
-        print(f"factory: {exc}", file=sys.stderr)
-        return EXIT_NOT_BUILT
     except (StorageError, ValueError, FileNotFoundError) as exc:
         print(f"factory {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -6,7 +6,10 @@ deliberately corrupt file, which must end as an error row while the rest
 completes; two synthetic textured MMD characters (PMX written by the factory).
 Pipelines: frame sampling (frames + per-video style), the video pipeline
 (face tracks, aligned faces, voice clips) and Blender rendering (posed faces
-with pose vectors). Then `inspect` and `report` of each dataset.
+with pose vectors). Then `inspect` and `report` of each dataset, and a small
+face detector and age/gender classifier trained on labelled synthetic faces
+into the model store (FACTORY_MODEL_STORE), so `serve run serve.app:app`
+works right after.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from factory.pipelines.render import render_demo
 from factory.pipelines.runtime import parse_pool
 from factory.pipelines.video import video_demo
 from factory.report import write_report
+from factory.shards import committed_stats
 from factory.storage import open_location
 from factory.summary import summarize
 
@@ -52,6 +56,23 @@ def make_demo_inputs(folder: Path) -> list[str]:
     return [*paths, bundled_sample_video(), str(corrupt)]
 
 
+def train_demo_store(root: Path) -> None:
+    """Train the demo detector and classifier unless the store already has both."""
+    from factory.models import ModelStore
+    from factory.synthetic.faces import FaceDatasetConfig, write_face_dataset
+    from factory.train.demo import train_demo_models
+
+    store = ModelStore()
+    if store.versions("detector") and store.versions("classifier"):
+        print(f"models: detector and classifier already in {store.loc.url}")
+        return
+    faces = str(root / "faces")
+    if not committed_stats(open_location(faces)):
+        write_face_dataset(faces, FaceDatasetConfig(images_per_character=10))
+    refs = train_demo_models(faces, store.loc.url)
+    print(f"models: {', '.join(map(str, refs.values()))} in {store.loc.url}; `serve run serve.app:app` serves them")
+
+
 def run_demo(out: str, workers: str = "1:2") -> int:
     """Run the demo under folder ``out``; returns the process exit code."""
     root = Path(out).expanduser().resolve()
@@ -68,4 +89,5 @@ def run_demo(out: str, workers: str = "1:2") -> int:
         report = write_report(open_location(url), os.path.join(url, "report"))
         print(f"{name}: skipped {result.inputs_skipped} of {result.inputs_total} inputs already complete")
         print(f"{name}: report {report}\n")
+    train_demo_store(root)
     return 0

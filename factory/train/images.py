@@ -1,0 +1,50 @@
+"""Image helpers shared by the trainers and the classifier at inference time.
+
+Renders are RGBA on a transparent background; models must never learn the
+alpha edge, so training composites them on random cluttered backgrounds.
+Faces are cropped as squares around their box with a margin, the same way in
+training and in serving.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def random_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A cluttered RGB background: a colour gradient, random shapes and noise."""
+    top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    t = np.linspace(0.0, 1.0, height)[:, None, None]
+    img = np.ascontiguousarray((top * (1 - t) + bottom * t).repeat(width, axis=1).astype(np.uint8))
+    for _ in range(int(rng.integers(3, 12))):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        if rng.random() < 0.5:
+            axes = (int(rng.integers(5, width // 3)), int(rng.integers(5, height // 3)))
+            cv2.ellipse(img, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1, cv2.LINE_AA)
+        else:
+            corner = (centre[0] + int(rng.integers(-60, 60)), centre[1] + int(rng.integers(-60, 60)))
+            cv2.rectangle(img, centre, corner, colour, int(rng.choice([-1, 2, 4])))
+    noise = rng.normal(0.0, float(rng.uniform(0, 12)), img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def composite(rgba: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Alpha-blend an RGBA render over an RGB background of the same size."""
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    return (rgba[..., :3] * alpha + background * (1.0 - alpha)).round().astype(np.uint8)
+
+
+def crop_face(rgb: np.ndarray, box: tuple[float, float, float, float], margin: float, size: int) -> np.ndarray:
+    """A ``size`` x ``size`` square crop centred on ``box``, side ``margin`` x its longer edge.
+
+    Parts outside the image are filled with edge pixels (replicated border).
+    """
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0, 1.0) * margin
+    scale = size / side
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    affine = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]], np.float32)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(rgb, affine, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)

@@ -1,0 +1,201 @@
+"""The HTTP contract against a real `serve run serve.app:app` (subprocess, real HTTP).
+
+The model store is filled with a detector and a classifier trained for a
+moment (their quality is not the point here; the training tests measure it).
+An API key is set, so every request but /healthz must carry it. After each
+bad request /healthz must still answer 200: a bad request never kills a replica.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from factory.synthetic.faces import FaceDatasetConfig, SIZE, make_characters, draw_character, write_face_dataset
+from factory.train.classifier import ClassifierConfig, train_classifier
+from factory.train.detector import DetectorConfig, train_detector
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = "http://127.0.0.1:8000"
+KEY = "test-key-123"
+pytestmark = pytest.mark.slow
+
+
+def _request(path: str, body: bytes | None = None, content_type: str | None = None, key: str | None = KEY):
+    """(status, parsed JSON body) of one request."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    if key is not None:
+        headers["X-API-Key"] = key
+    req = urllib.request.Request(BASE + path, data=body, headers=headers, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("serve")
+    data, store_url = str(root / "renders"), str(root / "store")
+    write_face_dataset(data, FaceDatasetConfig(characters=6, images_per_character=3, seed=7))
+    train_detector(data, store_url, DetectorConfig(epochs=1, imgsz=64, batch=4, threads=1))
+    train_classifier(data, store_url, ClassifierConfig(epochs=1, image_size=32, batch=8, threads=1))
+    return store_url
+
+
+@pytest.fixture(scope="module")
+def server(store, tmp_path_factory):
+    if not _port_free(8000):
+        pytest.skip("port 8000 (Serve's default for `serve run IMPORT_PATH`) is taken")
+    # "--address local": a fresh embedded Ray, never a cluster some `ray start` left behind.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(FACTORY_MODEL_STORE=store, FACTORY_API_KEY=KEY, PYTHONPATH=str(REPO), RAY_USAGE_STATS_ENABLED="0")
+    log = (tmp_path_factory.mktemp("serve-log") / "serve.log").open("wb")
+    serve_bin = str(Path(sys.executable).with_name("serve"))
+    proc = subprocess.Popen(
+        [serve_bin, "run", "--address", "local", "serve.app:app"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"serve run exited with {proc.returncode}; log: {Path(log.name).read_text()[-3000:]}")
+        try:
+            if _request("/healthz", key=None)[0] == 200 and _request("/models")[0] == 200:
+                break
+        except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
+            pass
+        time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail(f"serve run did not come up; log: {Path(log.name).read_text()[-3000:]}")
+    yield proc
+    os.killpg(proc.pid, signal.SIGINT)  # serve run shuts the app and its Ray down on Ctrl-C
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+def _face_image(fmt: str) -> bytes:
+    ch = make_characters(FaceDatasetConfig(characters=3, seed=11))[0]
+    rgba, _ = draw_character(ch, np.random.default_rng(0), 10.0)
+    rgb = Image.new("RGB", (SIZE, SIZE), (120, 180, 220))
+    rgb.paste(Image.fromarray(rgba), mask=Image.fromarray(rgba[..., 3]))
+    buf = io.BytesIO()
+    rgb.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _assert_face_list(faces):
+    assert isinstance(faces, list)
+    for face in faces:
+        assert len(face["bbox"]) == 4 and 0.0 <= face["score"] <= 1.0 and "landmarks" in face
+
+
+@pytest.mark.parametrize("fmt,ctype", [("JPEG", "image/jpeg"), ("PNG", "image/png")])
+def test_detect_and_classify(server, fmt, ctype):
+    image = _face_image(fmt)
+    status, body = _request("/detect", image, ctype)
+    assert status == 200, body
+    _assert_face_list(body["faces"])
+    assert (body["width"], body["height"]) == (SIZE, SIZE)
+
+    status, body = _request("/classify", image, ctype)
+    assert status == 200, body
+    assert body["gender"]["label"] in ("male", "female", "child")
+    assert body["age_group"]["label"] in ("0-9", "10-19", "20+")
+    assert sum(body["gender"]["probs"].values()) == pytest.approx(1.0, abs=1e-2)
+
+    status, body = _request("/analyze", image, ctype)
+    assert status == 200, body
+    _assert_face_list(body["faces"])
+    assert all("gender" in f and "age_group" in f for f in body["faces"])
+
+
+def test_multipart_upload(server):
+    boundary = "factoryboundary"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"f.png\"\r\n"
+        "Content-Type: image/png\r\n\r\n"
+    ).encode() + _face_image("PNG") + f"\r\n--{boundary}--\r\n".encode()
+    status, answer = _request("/detect", body, f"multipart/form-data; boundary={boundary}")
+    assert status == 200, answer
+    _assert_face_list(answer["faces"])
+
+
+def test_models_names_the_stored_models(server):
+    status, body = _request("/models")
+    assert status == 200
+    assert body["detector"]["backend"] == "yolo" and body["detector"]["model"] == "detector@1"
+    assert body["classifier"]["model"] == "classifier@1"
+
+
+
+@pytest.mark.parametrize(
+    "name,body,ctype,key,expected",
+    [
+        ("empty body", b"", "image/jpeg", KEY, 400),
+        ("not an image", b"this is not an image at all", "image/png", KEY, 400),
+        ("truncated jpeg", "truncated", "image/jpeg", KEY, 400),
+        ("png claiming 20000x20000", _png_claiming(20000, 20000), "image/png", KEY, 413),
+        ("wrong content type", "jpeg", "text/plain", KEY, 415),
+        ("missing api key", "jpeg", "image/jpeg", None, 401),
+        ("wrong api key", "jpeg", "image/jpeg", "nope", 403),
+    ],
+)
+def test_bad_requests_get_json_4xx(server, name, body, ctype, key, expected):
+    jpeg = _face_image("JPEG")
+    payload = {"truncated": jpeg[: len(jpeg) // 2], "jpeg": jpeg}.get(body, body) if isinstance(body, str) else body
+    status, answer = _request("/detect", payload, ctype, key)
+    assert status == expected, (name, answer)
+    assert isinstance(answer.get("error"), str) and answer["error"]
+    assert _request("/healthz", key=None) == (200, {"status": "ok"})
+    assert server.poll() is None
+
+
+def test_fallbacks_without_stored_models(tmp_path):
+    """An empty store: MediaPipe detects (and /models says so); the classifier is unavailable (503)."""
+    from serve.app import Classifier, load_detector
+    from serve.settings import DetectorSettings
+
+    backend, info = load_detector(str(tmp_path), DetectorSettings())
+    assert info["backend"] == "mediapipe" and "no model 'detector'" in info["fallback_reason"]
+    assert backend([np.zeros((64, 64, 3), np.uint8)]) == [[]]
+
+    classifier = Classifier.func_or_class(str(tmp_path))
+    classifier.reconfigure({})
+    assert not classifier.available() and classifier.models()["model"] is None
+    with pytest.raises(ValueError, match="unknown setting"):
+        classifier.reconfigure({"max_batch": 4})
