@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -161,24 +160,37 @@ def _submit(address: str, *args: str, env_extra: dict | None = None, timeout: in
 
 
 @pytest.mark.slow
-def test_job_submit_runs_the_demo_and_reports_failures(head_node, tmp_path):
+def test_job_submit_runs_render_and_video_jobs_and_reports_failures(head_node, tmp_path, talking_3d):
+    import numpy as np
+
     from factory.storage import open_location
     from factory.summary import summarize
+    from factory.synthetic.character import random_character, write_character
 
-    out = tmp_path / "demo"
-    done = subprocess.run(
-        [str(CLUSTER / "submit.sh"), "demo", str(out)],
-        env={**_env(), "RAY_ADDRESS": head_node}, capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "succeeded" in done.stdout + done.stderr
-    summary = summarize(open_location(str(out / "frames")))
-    assert summary.status == "complete" and summary.samples >= 40 and summary.errors == 1
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        write_character(random_character(rng, name=f"c{i}"), tmp_path / "models" / f"c{i}")
+    jobs = {
+        "render": ["render", "--models", str(tmp_path / "models"), "--out", str(tmp_path / "render"),
+                   "--engine", "workbench", "--images-per-model", "2", "--render-workers", "1:1"],
+        "video": ["video", "--input", str(talking_3d.path), "--out", str(tmp_path / "video"), "--style", "any",
+                  "--workers", "1:1"],
+    }
+    for name, args in jobs.items():
+        done = subprocess.run(
+            [str(CLUSTER / "submit.sh"), *args],
+            env={**_env(), "RAY_ADDRESS": head_node}, capture_output=True, text=True, timeout=600,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "succeeded" in done.stdout + done.stderr
+        summary = summarize(open_location(str(tmp_path / name)))
+        assert summary.status == "complete" and summary.errors == 0
+        assert summary.samples == {"render": 4, "video": 2}[name]
 
-    failed = _submit(head_node, "inspect", str(tmp_path / "no-such-dataset"))
+    failed = _submit(head_node, "render", "--models", str(tmp_path / "no-such-models"), "--out", str(tmp_path / "x"))
     assert failed.returncode != 0
-    assert "no factory dataset at" in failed.stdout + failed.stderr
-    assert "failed" in (failed.stdout + failed.stderr).lower()
+    text = failed.stdout + failed.stderr
+    assert "no-such-models" in text and "failed" in text.lower()
 
 
 @pytest.mark.slow

@@ -81,9 +81,11 @@ def test_yolo_runs_from_a_local_weights_file(tmp_path, talking_3d):
 
 @pytest.mark.parametrize(
     "spec, words",
-    [("yolo:no-such-model", "issue 5"), ("yolo", "weights"), ("retinaface", "unknown detector")],
+    [("yolo:no-such-model", "not a weights file, and no model 'no-such-model'"), ("yolo", "weights"),
+     ("retinaface", "unknown detector")],
 )
-def test_bad_specs_end_in_one_line_errors(spec, words):
+def test_bad_specs_end_in_one_line_errors(spec, words, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACTORY_MODEL_STORE", str(tmp_path / "empty-store"))
     with pytest.raises(DetectorError) as err:
         make_detector(spec)
     assert words in str(err.value) and "\n" not in str(err.value)
@@ -91,3 +93,18 @@ def test_bad_specs_end_in_one_line_errors(spec, words):
 
 def test_registry_lists_the_three_detectors():
     assert set(DETECTORS) == {"mediapipe", "animeface", "yolo"}
+
+
+def test_yolo_by_model_store_name(tmp_path, monkeypatch):
+    """`--detector yolo:NAME` loads the latest version from the model store."""
+    from ultralytics import YOLO
+
+    from factory.models import ModelStore
+
+    weights = tmp_path / "best.pt"
+    YOLO("yolo11n.yaml").save(str(weights))  # built from its YAML: nothing downloads
+    monkeypatch.setenv("FACTORY_MODEL_STORE", str(tmp_path / "store"))
+    ModelStore().publish("faces", {"best.pt": weights}, {"map50": 0.0}, {"weights": "best.pt"})
+    detector = make_detector("yolo:faces")
+    assert detector.version.startswith("faces@1/")
+    assert len(detector([np.zeros((64, 64, 3), np.uint8)])) == 1

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from factory.synthetic.faces import FaceDatasetConfig, SIZE, make_characters, draw_character, write_face_dataset
@@ -31,7 +32,14 @@ from factory.train.classifier import ClassifierConfig, train_classifier
 from factory.train.detector import DetectorConfig, train_detector
 
 REPO = Path(__file__).resolve().parents[1]
-BASE = "http://127.0.0.1:8000"
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT = _free_port()
+BASE = f"http://127.0.0.1:{PORT}"
 KEY = "test-key-123"
 pytestmark = pytest.mark.slow
 
@@ -49,10 +57,6 @@ def _request(path: str, body: bytes | None = None, content_type: str | None = No
         return err.code, json.loads(err.read())
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> str:
@@ -66,15 +70,18 @@ def store(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def server(store, tmp_path_factory):
-    if not _port_free(8000):
-        pytest.skip("port 8000 (Serve's default for `serve run IMPORT_PATH`) is taken")
+    # serve/config.yaml as shipped, on a free port (`serve run IMPORT_PATH` has no port flag).
+    config = yaml.safe_load((REPO / "serve" / "config.yaml").read_text())
+    config["http_options"]["port"] = PORT
+    config_path = tmp_path_factory.mktemp("serve-config") / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
     # "--address local": a fresh embedded Ray, never a cluster some `ray start` left behind.
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(FACTORY_MODEL_STORE=store, FACTORY_API_KEY=KEY, PYTHONPATH=str(REPO), RAY_USAGE_STATS_ENABLED="0")
     log = (tmp_path_factory.mktemp("serve-log") / "serve.log").open("wb")
     serve_bin = str(Path(sys.executable).with_name("serve"))
     proc = subprocess.Popen(
-        [serve_bin, "run", "--address", "local", "serve.app:app"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        [serve_bin, "run", "--address", "local", str(config_path)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
