@@ -6,19 +6,16 @@ import collections
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from factory.dataset import read_errors
 from factory.sources.manifest import file_id as video_id
-from factory.shards import committed_stats, iter_samples, read_index
+from factory.shards import committed_stats, iter_samples
 from factory.storage import open_location
 from tests.frames_job import SMALL
+from tests.resume_helpers import committed_keys, kill_half_way
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -38,11 +35,6 @@ def videos(tmp_path_factory) -> dict[str, Path]:
         shutil.copy(made["3d"], folder / f"copy{i}.mp4")
     made["copies"] = [folder / f"copy{i}.mp4" for i in range(10)]
     return made
-
-
-def _keys(url: str) -> list[str]:
-    index = read_index(open_location(url))
-    return [k for k, s in zip(index.column("key").to_pylist(), index.column("status").to_pylist()) if s == "ok"]
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
@@ -86,23 +78,13 @@ def test_ray_run_killed_half_way_resumes_exactly(videos, tmp_path, ray_local):
 
     inputs = [str(p) for p in videos["copies"]]
     url, ref = str(tmp_path / "ds"), str(tmp_path / "ref")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.frames_job", url, *inputs], cwd=REPO, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    killed_at = kill_half_way(["tests.frames_job", url, *inputs], url, at_least=4, timeout_s=180)
     out = open_location(url)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and len(committed_stats(out)) < 4 and proc.poll() is None:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its embedded Ray
-    proc.wait()
-    killed_at = len(committed_stats(out))
     assert 4 <= killed_at < 48, f"kill came at {killed_at} shards: not half-way"
     run_frames(inputs, url, SMALL)
     run_frames(inputs, ref, SMALL)
-    keys = _keys(url)
+    keys = committed_keys(url)
     assert not [k for k, n in collections.Counter(keys).items() if n > 1]
-    assert sorted(keys) == sorted(_keys(ref))
+    assert sorted(keys) == sorted(committed_keys(ref))
     assert len(keys) == 10 * 24
     assert sorted(s["__key__"] for s in iter_samples(out)) == sorted(keys)

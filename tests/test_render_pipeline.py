@@ -6,16 +6,14 @@ import collections
 import argparse
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from tests.resume_helpers import committed_keys, kill_half_way
 from PIL import Image
 
 pytest.importorskip("bpy")
@@ -37,7 +35,7 @@ from factory.pipelines.render import (  # noqa: E402
 )
 from factory.render.morphs import POSE_SIZE, TARGETS  # noqa: E402
 from factory.render.sampling import STYLES, split_of  # noqa: E402
-from factory.shards import committed_stats, iter_samples, read_index  # noqa: E402
+from factory.shards import committed_stats, iter_samples  # noqa: E402
 from factory.storage import open_location  # noqa: E402
 from factory.synthetic.character import build_character, write_character  # noqa: E402
 from tests.render_job import IMAGES, SMALL  # noqa: E402
@@ -91,11 +89,11 @@ def _samples(url: str) -> list[tuple[str, dict, np.ndarray]]:
 def test_render_pipeline_on_ray_writes_the_contract_and_survives_bad_inputs(tmp_path, ray_local):
     models = tmp_path / "models"
     write_good(models, 2)
-    bad = write_bad(models)
+    write_bad(models)
     # an edited annotation table: the first model may only use its mouth morphs
     first = model_id("good0/character.pmx")
     table = tmp_path / "annotations.parquet"
-    pq.write_table(__import__("pyarrow").Table.from_pylist([
+    pq.write_table(pa.Table.from_pylist([
         {"model_id": first, "morph_index": 13, "target": "mouth_a", "use": True},
         {"model_id": first, "morph_index": 0, "target": "eye_close", "use": False},
     ]), table)
@@ -129,22 +127,13 @@ def test_render_killed_half_way_resumes_exactly(tmp_path, ray_local):
     models = tmp_path / "models"
     write_good(models, 5, seed=3)
     url = str(tmp_path / "ds")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.render_job", url, str(models)], cwd=REPO, env=env,
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed_at = kill_half_way(["tests.render_job", url, str(models)], url, at_least=2, timeout_s=240)
     out = open_location(url)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(committed_stats(out)) < 2 and proc.poll() is None:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver, its embedded Ray and the Blender children
-    proc.wait()
-    killed_at = len(committed_stats(out))
     assert 2 <= killed_at < 10, f"kill came at {killed_at} shards: not half-way"
     committed_before = {s.name for s in committed_stats(out)}
     result = run_render(str(models), url, SMALL)
     assert result.inputs_skipped >= 1
-    index = read_index(out)
-    keys = [k for k, s in zip(index.column("key").to_pylist(), index.column("status").to_pylist()) if s == "ok"]
+    keys = committed_keys(url)
     assert not [k for k, n in collections.Counter(keys).items() if n > 1]
     expected = {f"{model_id(f'good{i}/character.pmx')}_{j:04d}" for i in range(5) for j in range(IMAGES)}
     assert set(keys) == expected

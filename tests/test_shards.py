@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
-import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -24,18 +21,13 @@ from factory.shards import (
     committed_stats,
     iter_samples,
     make_key,
-    read_index,
 )
 from factory.storage import open_location
+from tests.resume_helpers import committed_keys, kill_half_way
 from tests.resume_writer import ROWS_PER_INPUT, main as write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 N_INPUTS = 20
-
-
-def _committed_keys(url: str) -> list[str]:
-    index = read_index(open_location(url))
-    return [k for k, s in zip(index.column("key").to_pylist(), index.column("status").to_pylist()) if s == "ok"]
 
 
 def test_keys_are_deterministic_and_dot_free():
@@ -113,34 +105,18 @@ def test_round_trip_with_ray_read_webdataset(tmp_path, s3_env, ray_local):
         write_dataset(url, N_INPUTS, 0.0)
         out = open_location(url)
         rows = ray.data.read_webdataset(committed_shard_paths(out), filesystem=out.arrow_filesystem()).take_all()
-        assert sorted(r["__key__"] for r in rows) == sorted(_committed_keys(url))
-
-
-def _kill_half_way(url: str, tmp_path: Path, env: dict) -> None:
-    """Start the writer, SIGKILL it once some (not all) shards are committed."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.resume_writer", url, str(N_INPUTS), "0.15"],
-        cwd=REPO,
-        env=env,
-    )
-    out = open_location(url)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(committed_stats(out)) < 3:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    n = len(committed_stats(out))
-    assert 3 <= n < 15, f"kill came at {n} shards: not half-way"
+        assert sorted(r["__key__"] for r in rows) == sorted(committed_keys(url))
 
 
 def _check_resume(url: str, reference_url: str, tmp_path: Path) -> None:
-    _kill_half_way(url, tmp_path, dict(os.environ))
+    n = kill_half_way(["tests.resume_writer", url, str(N_INPUTS), "0.15"], url, at_least=3, timeout_s=120)
+    assert 3 <= n < 15, f"kill came at {n} shards: not half-way"
     write_dataset(url, N_INPUTS, 0.0)  # the rerun
     write_dataset(reference_url, N_INPUTS, 0.0)  # an uninterrupted run
-    keys = _committed_keys(url)
+    keys = committed_keys(url)
     dupes = [k for k, n in collections.Counter(keys).items() if n > 1]
     assert not dupes
-    assert sorted(keys) == sorted(_committed_keys(reference_url))
+    assert sorted(keys) == sorted(committed_keys(reference_url))
     # the tars hold exactly the indexed samples: nothing lost, nothing twice
     assert sorted(s["__key__"] for s in iter_samples(open_location(url))) == sorted(keys)
 

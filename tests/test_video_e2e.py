@@ -7,22 +7,20 @@ import collections
 import functools
 import http.server
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from factory.dataset import read_errors
-from factory.shards import committed_stats, iter_samples, read_index
+from factory.shards import iter_samples
 from factory.storage import open_location
 from tests.test_video_pipeline import CONTRACT
+from tests.resume_helpers import committed_keys, kill_half_way
 from tests.video_job import ONE_PER_SHARD
 
 pytestmark = pytest.mark.slow
@@ -75,11 +73,6 @@ def test_factory_video_from_http_to_s3(site, s3_env, tmp_path):
     assert any("page.html" in e or "Unsupported URL" in e for e in errors)
 
 
-def _keys(url: str) -> list[str]:
-    index = read_index(open_location(url))
-    return [k for k, s in zip(index.column("key").to_pylist(), index.column("status").to_pylist()) if s == "ok"]
-
-
 def test_video_run_killed_half_way_resumes_exactly(talking_3d, tmp_path, ray_local):
     from factory.pipelines.video import run_video
 
@@ -88,22 +81,12 @@ def test_video_run_killed_half_way_resumes_exactly(talking_3d, tmp_path, ray_loc
         inputs.append(str(tmp_path / f"v{i}.mp4"))
         shutil.copy(talking_3d.path, inputs[-1])
     url, ref = str(tmp_path / "ds"), str(tmp_path / "ref")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.video_job", url, *inputs], cwd=REPO, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    killed_at = kill_half_way(["tests.video_job", url, *inputs], url, at_least=3, timeout_s=300)
     out = open_location(url)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(committed_stats(out)) < 3 and proc.poll() is None:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = len(committed_stats(out))
     assert 3 <= killed_at < 10, f"kill came at {killed_at} shards: not half-way"
     run_video(inputs, url, ONE_PER_SHARD, resume=True)
     run_video(inputs, ref, ONE_PER_SHARD)
-    keys = _keys(url)
+    keys = committed_keys(url)
     assert not [k for k, n in collections.Counter(keys).items() if n > 1]
-    assert sorted(keys) == sorted(_keys(ref)) and len(keys) == 10
+    assert sorted(keys) == sorted(committed_keys(ref)) and len(keys) == 10
     assert sorted(s["__key__"] for s in iter_samples(out)) == sorted(keys)
