@@ -132,15 +132,7 @@ def parse_pmd(data: bytes, source: str = "<bytes>") -> PmxModel:
     """Parse PMD bytes into a PmxModel (header version 2.0, Shift_JIS texts decoded)."""
     r = _PmdReader(bytes(data), source)
     cur = r.cur
-    if not cur.data:
-        raise cur.error("empty file (0 bytes)")
-    magic = cur.take(3)
-    if magic != b"Pmd":
-        raise cur.error(f"wrong magic {magic!r}", 0, "expected b'Pmd'")
-    at = cur.pos
-    version = round(cur.f32(), 3)
-    if version != 1.0:
-        raise cur.error(f"unsupported version {version:g}", at, "supported: 1.0")
+    cur.expect_header(b"Pmd", (1.0,))
     name, comment = _text(cur.take(20)), _text(cur.take(256))
 
     cur.section = "vertices"

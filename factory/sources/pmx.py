@@ -102,6 +102,19 @@ class ByteCursor:
     def i32(self) -> int:
         return _I32.unpack(self.take(4))[0]
 
+    def expect_header(self, magic: bytes, versions: tuple[float, ...]) -> float:
+        """Check a file's magic and float version (PMX and PMD share this shape)."""
+        if not self.data:
+            raise self.error("empty file (0 bytes)")
+        found = self.take(len(magic))
+        if found != magic:
+            raise self.error(f"wrong magic {found!r}", 0, f"expected {magic!r}")
+        at = self.pos
+        version = round(self.f32(), 3)
+        if version not in versions:
+            raise self.error(f"unsupported version {version:g}", at, "supported: " + ", ".join(f"{v:g}" for v in versions))
+        return version
+
     def f32(self) -> float:
         return _F32.unpack(self.take(4))[0]
 
@@ -180,15 +193,7 @@ class _Reader:
     # -- sections --------------------------------------------------------
     def header_section(self) -> None:
         cur = self.cur
-        if not cur.data:
-            raise cur.error("empty file (0 bytes)")
-        magic = cur.take(4)
-        if magic != b"PMX ":
-            raise cur.error(f"wrong magic {magic!r}", 0, "expected b'PMX '")
-        at = cur.pos
-        version = round(cur.f32(), 3)
-        if version not in SUPPORTED_VERSIONS:
-            raise cur.error(f"unsupported version {version:g}", at, "supported: 2.0, 2.1")
+        version = cur.expect_header(b"PMX ", SUPPORTED_VERSIONS)
         at = cur.pos
         n_globals = cur.u8()
         if n_globals < 8:
