@@ -15,8 +15,7 @@ parses ``name`` or ``name:argument`` (``yolo:weights.pt``).
   Gives both eyes and the mouth.
 - ``yolo:PATH`` or ``yolo:NAME[@VERSION]``: ultralytics YOLO from a local
   weights file or from the model store (FACTORY_MODEL_STORE), on the GPU when
-  one is visible. (Was: model-store names come with the
-  model store (issue 5).
+  one is visible.
 """
 
 from __future__ import annotations
