@@ -113,13 +113,12 @@ class Classifier:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         from factory.models import ModelStoreError
-        from factory.train.classifier_model import ClassifierPredictor
+        from factory.train.classifier_model import load_stored_classifier
 
         settings = parse_settings(ClassifierSettings, user_config)
         if self.settings is None or settings.model != self.settings.model:
             try:
-                stored = _store(self.store_url).fetch(settings.model)
-                self.predictor = ClassifierPredictor(stored.file(stored.manifest.get("weights", "classifier.pt")))
+                self.predictor, stored = load_stored_classifier(settings.model, self.store_url)
                 self.info = {"model": str(stored.ref), "tasks": self.predictor.tasks, "metrics": stored.metrics}
             except ModelStoreError as exc:
                 self.predictor, self.info = None, {"model": None, "unavailable_reason": str(exc)}

@@ -125,3 +125,21 @@ def test_ray_run_writes_committed_shards_and_isolates_bad_inputs(
     assert sorted(e["input_id"] for e in errors) == sorted(video_id(str(p)) for p in bad)
     assert all("\n" not in e["error"] for e in errors)
     assert result.dataset["counts"]["samples"] == 3
+
+
+def test_labels_come_only_from_a_stored_classifier(talking_3d, tmp_path, monkeypatch, miner):
+    from factory.synthetic.faces import FaceDatasetConfig, write_face_dataset
+    from factory.train.classifier import ClassifierConfig, train_classifier
+
+    write_face_dataset(str(tmp_path / "faces"), FaceDatasetConfig(characters=6, images_per_character=3, seed=7))
+    monkeypatch.setenv("FACTORY_MODEL_STORE", str(tmp_path / "store"))
+    train_classifier(str(tmp_path / "faces"), None, ClassifierConfig(epochs=1, image_size=32, batch=8, threads=1))
+    labelled = VideoMiner(VideoConfig(style_filter="any", classifier="classifier"))
+    rows = labelled(asdict(video_items(str(talking_3d.path))[0]))
+    assert len(rows) == 2
+    for row in rows:
+        labels = row["json"]["labels"]
+        assert labels["model_version"] == "classifier@1"
+        assert labels["gender"] in ("male", "female", "child") and labels["age_group"] in ("0-9", "10-19", "20+")
+        assert abs(sum(labels["probs"]["gender"].values()) - 1) < 0.01
+    assert all("labels" not in row["json"] for row in _mine(miner, talking_3d.path))  # never invented

@@ -39,6 +39,7 @@ import numpy as np
 
 from actors.detection import Detection, DetectorSettings, make_detector, parse_detector_spec
 from actors.frontalization import Frontalizer, FrontalizerSettings
+from factory.train.classifier_model import track_labels
 from factory.pipelines.runner import RunResult, actor_pool_stage, rows_for_input, run
 from factory.pipelines.runtime import parse_pool
 from factory.shards import ShardLimits, make_key
@@ -61,6 +62,7 @@ class VideoConfig:
     """Every setting of a `factory video` run, one frozen record per stage."""
 
     detector: str = "mediapipe"  # a --detector spec
+    classifier: str | None = None  # model-store name[@version] of an age/gender classifier; no labels without
     style_filter: str = "3d"  # method A keeps 3D; 2d | any
     anivid: bool = False  # method C: single faces, motion filter, 256x256 mp4 clips
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
@@ -149,6 +151,12 @@ class VideoMiner:
     def __init__(self, config: VideoConfig) -> None:
         self.config = config
         self.detector = make_detector(config.detector, config.detection)
+        self.classifier = None
+        if config.classifier:  # never invent labels: only a stored classifier gives them
+            from factory.train.classifier_model import load_stored_classifier
+
+            self.classifier, stored = load_stored_classifier(config.classifier)
+            self.classifier_version = str(stored.ref)
         self.frontalizer = Frontalizer(config.frontal)
         self.voice = VoiceExtractor(config.voice)
 
@@ -314,6 +322,8 @@ class VideoMiner:
             "motion_score": round(motion, 3),
             "audio": audio_meta,
         }
+        if self.classifier is not None:
+            info["labels"] = track_labels(self.classifier, faces, self.classifier_version)
         row: dict[str, Any] = {"__key__": make_key(item["input_id"], "t", f"{track.track_id:03d}"), "json": info}
         row["jpg"] = _encode_jpeg(faces[0], cfg.jpeg_quality)
         for n, face in enumerate(faces[1:], start=1):
@@ -337,7 +347,8 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     d, t = VideoConfig(), TrackSettings()
     parser.add_argument("--input", required=True, help="video URL, local file, s3:// URL, or a .txt file listing them")
     parser.add_argument("--out", required=True, help="output folder or URL (path, file://, s3://)")
-    parser.add_argument("--detector", default=d.detector, help="mediapipe | animeface | yolo:WEIGHTS.pt")
+    parser.add_argument("--detector", default=d.detector, help="mediapipe | animeface | yolo:WEIGHTS.pt | yolo:NAME[@VERSION]")
+    parser.add_argument("--classifier", help="model-store name[@VERSION] of an age/gender classifier (labels per track)")
     parser.add_argument("--style", default=d.style_filter, choices=STYLE_CHOICES, help="keep videos of this style")
     parser.add_argument("--workers", default="1:2", help="video miner (detection) actor pool MIN:MAX")
     parser.add_argument("--gpus", type=float, default=0.0, help="GPUs per actor (used when the cluster has GPUs)")
@@ -355,6 +366,7 @@ def config_from_args(args: argparse.Namespace) -> VideoConfig:
     tracks = TrackSettings(start_score=args.start_score, keep_score=args.keep_score, min_duration_s=args.min_track_s)
     config = VideoConfig(
         detector=args.detector,
+        classifier=args.classifier,
         style_filter=args.style,
         sampling=SamplingSettings(policy=args.sampling),
         detection=DetectorSettings(min_score=args.keep_score),

@@ -127,3 +127,23 @@ class ClassifierPredictor:
             }
             for i in range(len(images))
         ]
+
+
+def load_stored_classifier(spec: str, store_url: str | None = None) -> tuple[ClassifierPredictor, Any]:
+    """The classifier ``name`` or ``name@version`` from the model store, and its stored record."""
+    from factory.models import ModelStore
+
+    stored = ModelStore(store_url).fetch(spec)
+    return ClassifierPredictor(stored.file(stored.manifest.get("weights", "classifier.pt"))), stored
+
+
+def track_labels(predictor: ClassifierPredictor, faces: Sequence[np.ndarray], version: str) -> dict[str, Any]:
+    """Labels of one face track: per task, the class with the highest mean probability over its faces."""
+    per_face = predictor(list(faces))
+    labels: dict[str, Any] = {"model_version": version, "probs": {}}
+    for task in predictor.tasks:
+        classes = list(per_face[0][task]["probs"])
+        mean = {c: round(float(np.mean([f[task]["probs"][c] for f in per_face])), 4) for c in classes}
+        labels[task] = max(mean, key=mean.get)
+        labels["probs"][task] = mean
+    return labels
