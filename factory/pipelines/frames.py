@@ -20,7 +20,7 @@ from factory.pipelines.runner import RunResult, actor_pool_stage, rows_for_input
 from factory.shards import ShardLimits, make_key
 from factory.sources.youtube import SourceEntry, fetched
 from factory.video.decode import SamplingSettings, Video
-from factory.video.style import StyleSettings, classify_style, frame_style_score
+from factory.video.style import StyleSettings, frame_style_score, video_style
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,9 @@ class FrameSampler:
                             },
                         }
                     )
-        score = float(np.nanmedian(style_scores)) if np.isfinite(style_scores).any() else float("nan")
-        style = classify_style(score, cfg.style.threshold)
+        style = video_style(style_scores, cfg.style)
         for row in rows:
-            row["json"].update(style=style, style_score=score)
+            row["json"].update(style=style.style, style_score=style.style_score)
             row["json"] = json.dumps(row["json"]).encode()
         return iter(rows)
 

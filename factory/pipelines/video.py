@@ -39,7 +39,7 @@ import numpy as np
 
 from actors.detection import Detection, DetectorSettings, make_detector, parse_detector_spec
 from actors.frontalization import Frontalizer, FrontalizerSettings
-from factory.train.classifier_model import track_labels
+from factory.train.classifier_model import load_stored_classifier, track_labels
 from factory.pipelines.runner import RunResult, actor_pool_stage, rows_for_input, run
 from factory.pipelines.runtime import parse_pool
 from factory.shards import ShardLimits, make_key
@@ -50,7 +50,7 @@ from factory.video.audio import VoiceExtractor, VoiceSettings, wav_bytes
 from factory.video.clip import encode_clip, square_box
 from factory.video.decode import SamplingSettings, Video
 from factory.video.shots import ShotSettings, colour_histogram, histogram_distance
-from factory.video.style import StyleSettings, classify_style, frame_style_score
+from factory.video.style import StyleSettings, frame_style_score, video_style
 from factory.video.tracks import ANIVID_MOTION, Track, TrackSettings, build_tracks, motion_score, pick_face
 
 log = logging.getLogger(__name__)
@@ -153,8 +153,6 @@ class VideoMiner:
         self.detector = make_detector(config.detector, config.detection)
         self.classifier = None
         if config.classifier:  # never invent labels: only a stored classifier gives them
-            from factory.train.classifier_model import load_stored_classifier
-
             self.classifier, stored = load_stored_classifier(config.classifier)
             self.classifier_version = str(stored.ref)
         self.frontalizer = Frontalizer(config.frontal)
@@ -168,8 +166,8 @@ class VideoMiner:
         cfg = self.config
         spread = replace(cfg.sampling, policy="every", interval_s=max(video.meta.duration_s / cfg.style_frames, 1e-3))
         scores = [frame_style_score(f, cfg.style) for batch in video.frame_batches(spread) for f in batch.frames]
-        score = float(np.median(scores))
-        return classify_style(score, cfg.style.threshold), score
+        result = video_style(scores, cfg.style)
+        return result.style, result.style_score
 
     def _scan(self, video: Video, style: str) -> Scan:
         cfg, scan = self.config, Scan()

@@ -29,7 +29,7 @@ margin of 0.1.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -95,8 +95,12 @@ class StyleClassifier:
         self.settings = settings or StyleSettings()
 
     def __call__(self, frames: Iterable[np.ndarray]) -> StyleResult:
-        scores = [frame_style_score(frame, self.settings) for frame in frames]
-        if not scores:
-            raise ValueError("no frames to classify")
-        score = float(np.median(scores))
-        return StyleResult(style=classify_style(score, self.settings.threshold), style_score=score, frames=len(scores))
+        return video_style([frame_style_score(frame, self.settings) for frame in frames], self.settings)
+
+
+def video_style(scores: Sequence[float], settings: StyleSettings) -> StyleResult:
+    """The per-video decision from its frames' scores: their median against the threshold."""
+    if not scores:
+        raise ValueError("no frames to classify")
+    score = float(np.median(scores))
+    return StyleResult(style=classify_style(score, settings.threshold), style_score=score, frames=len(scores))
