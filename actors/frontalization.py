@@ -171,7 +171,12 @@ LANDMARKERS: dict[str, Callable[[FrontalizerSettings], Landmarker]] = {
 
 
 class Frontalizer:
-    """Callable: (frame, detection, style) -> landmarks from the first source that finds them."""
+    """Callable: (frame, detection, style) -> landmarks from the first source that finds them.
+
+    ``style`` may be a function that returns it: it is called only when the
+    sources both styles share first found nothing (the video pipeline then
+    classifies that one frame instead of decoding the video twice).
+    """
 
     def __init__(self, settings: FrontalizerSettings | None = None) -> None:
         self.settings = settings or FrontalizerSettings()
@@ -185,9 +190,26 @@ class Frontalizer:
             self._made[name] = LANDMARKERS[name](self.settings)
         return self._made[name]
 
-    def __call__(self, frame: np.ndarray, det: Detection, style: str) -> FaceLandmarks | None:
-        for name in self.settings.order.get(style, ("face_mesh", "detector")):
+    def _shared_head(self) -> tuple[str, ...]:
+        """The sources every style's order starts with."""
+        head: list[str] = []
+        for names in zip(*self.settings.order.values()):
+            if len(set(names)) > 1:
+                break
+            head.append(names[0])
+        return tuple(head)
+
+    def _first(self, frame: np.ndarray, det: Detection, names: tuple[str, ...]) -> FaceLandmarks | None:
+        for name in names:
             marks = self._landmarker(name)(frame, det)
             if marks is not None:
                 return marks
         return None
+
+    def __call__(self, frame: np.ndarray, det: Detection, style: str | Callable[[], str]) -> FaceLandmarks | None:
+        head = self._shared_head() if callable(style) else ()
+        marks = self._first(frame, det, head)
+        if marks is not None:
+            return marks
+        order = self.settings.order.get(style() if callable(style) else style, ("face_mesh", "detector"))
+        return self._first(frame, det, tuple(n for n in order if n not in head))

@@ -4,8 +4,9 @@
 
 All figures come from one run on the same synthetic inputs (factory/synthetic/video.py):
 - decode-only: decord decode of the frames the 0.5 s policy samples;
-- end-to-end: `VideoMiner` (style, decode, shots, MediaPipe, face mesh,
-  tracks, alignment, audio) on the same videos in this process, per stage;
+- end-to-end: `VideoMiner` (decode, style, shots, MediaPipe, face mesh,
+  alignment, tracks, audio) on the same videos in this process, per stage,
+  with and without the decode thread;
 - Ray: `run_video` over the short videos with 1 and with 2 actors;
 - peak RSS of a fresh process mining a short and a long video (flat in length?).
 """
@@ -45,6 +46,15 @@ class Timed:
             self.totals[self.name] += time.perf_counter() - start
 
 
+def _item(path: Path) -> dict:
+    """The pipeline's input row for one local video."""
+    from dataclasses import asdict
+
+    from factory.pipelines.inputs import video_items
+
+    return asdict(video_items(str(path))[0])
+
+
 def decode_only(paths: list[Path]) -> tuple[int, float]:
     """Frames sampled every 0.5 s and seconds to decode them."""
     from factory.video.decode import SamplingSettings, Video
@@ -56,29 +66,28 @@ def decode_only(paths: list[Path]) -> tuple[int, float]:
     return frames, time.perf_counter() - start
 
 
-def end_to_end(paths: list[Path]) -> tuple[float, dict[str, float]]:
+def end_to_end(paths: list[Path], prefetch: int) -> tuple[float, dict[str, float]]:
     """Seconds to mine the videos in process, and seconds per stage."""
-    from factory.pipelines.video import VideoConfig, VideoMiner, video_id
+    from factory.pipelines.video import VideoConfig, VideoMiner
 
-    miner = VideoMiner(VideoConfig(style_filter="any"))
+    miner = VideoMiner(VideoConfig(style_filter="any", prefetch=prefetch))
     totals: dict[str, float] = defaultdict(float)
     miner.detector = Timed(miner.detector, "detection (MediaPipe)", totals)
     miner.frontalizer = Timed(miner.frontalizer, "landmarks (face mesh)", totals)
     miner.voice = Timed(miner.voice, "audio (denoise + VAD)", totals)
-    for method, name in (("_style", "style"), ("_scan", "pass 1"), ("_aligned", "align (decode + warp)")):
-        setattr(miner, method, Timed(getattr(miner, method), name, totals))
-    miner({"input_id": "warmup", "uri": str(paths[0])})  # model load and first-call costs
+    miner._scan = Timed(miner._scan, "pass 1", totals)
+    miner(_item(paths[0]))  # model load and first-call costs
     totals.clear()
     start = time.perf_counter()
     for path in paths:
-        rows = miner({"input_id": video_id(str(path)), "uri": str(path)})
+        rows = miner(_item(path))
         if any("__error__" in r for r in rows):
             raise RuntimeError(f"{path}: {rows[0]['__error__']}")
     total = time.perf_counter() - start
     inner = totals["detection (MediaPipe)"] + totals["landmarks (face mesh)"]
     stages = {k: v for k, v in totals.items() if k != "pass 1"}
-    stages["decode + shots (pass 1 rest)"] = totals["pass 1"] - inner
-    stages["tracks, jpeg, other"] = total - sum(stages.values())
+    stages["decode wait, shots, style, align + JPEG (pass 1 rest)"] = totals["pass 1"] - inner
+    stages["tracks, audio read, other"] = total - sum(stages.values())
     return total, stages
 
 
@@ -105,8 +114,10 @@ def peak_rss_mb(path: Path) -> float:
     """Peak RSS (MB) of a fresh process that mines one video."""
     code = (
         "import resource,sys\n"
+        "from benchmarks.video import _item\n"
         "from factory.pipelines.video import VideoConfig, VideoMiner\n"
-        "rows = VideoMiner(VideoConfig(style_filter='any'))({'input_id': 'v', 'uri': sys.argv[1]})\n"
+        "from pathlib import Path\n"
+        "rows = VideoMiner(VideoConfig(style_filter='any'))(_item(Path(sys.argv[1])))\n"
         "assert not any('__error__' in r for r in rows), rows\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
@@ -125,7 +136,8 @@ def main() -> int:
         long_spec = VideoSpec(style="2d", duration_s=args.long_s, width=640, height=360, cut_s=None, speech=(), seed=5)
         long_path = make_video(folder / "long.mp4", long_spec).path
         frames, decode_s = decode_only(shorts)
-        total_s, stages = end_to_end(shorts)
+        total_s, stages = end_to_end(shorts, prefetch=1)
+        serial_s, _ = end_to_end(shorts, prefetch=0)
         ray_s = ray_runs(shorts, folder)
         rss = {"short 12 s": peak_rss_mb(shorts[0]), f"long {args.long_s:.0f} s": peak_rss_mb(long_path)}
     figures = {
@@ -134,6 +146,7 @@ def main() -> int:
         "decode_fps": frames / decode_s,
         "end_to_end_fps": frames / total_s,
         "ratio_end_to_end_vs_decode": decode_s / total_s,
+        "ratio_without_prefetch": decode_s / serial_s,
         "stage_share": {k: v / total_s for k, v in sorted(stages.items(), key=lambda kv: -kv[1])},
         "ray_wall_s": {f"{k} actor(s)": v for k, v in ray_s.items()},
         "ray_speedup_2_vs_1": ray_s[1] / ray_s[2],
@@ -145,6 +158,7 @@ def main() -> int:
     print(f"| decode-only frames/s | {figures['decode_fps']:.1f} |")
     print(f"| end-to-end frames/s (1 process) | {figures['end_to_end_fps']:.1f} |")
     print(f"| end-to-end / decode-only | {figures['ratio_end_to_end_vs_decode']:.2f} |")
+    print(f"| same, decode not prefetched | {figures['ratio_without_prefetch']:.2f} |")
     for name, share in figures["stage_share"].items():
         print(f"| share: {name} | {share:.1%} |")
     for name, secs in figures["ray_wall_s"].items():

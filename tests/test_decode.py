@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tempfile
+import threading
+import time
 
 import decord
 import numpy as np
 import pytest
 
-from factory.video.decode import SAMPLING_POLICIES, SamplingSettings, Video, VideoDecodeError
+from factory.video.decode import SAMPLING_POLICIES, SamplingSettings, Video, VideoDecodeError, prefetched
 
 
 def _frames(video: Video, sampling: SamplingSettings) -> list[tuple[int, float, str, np.ndarray]]:
@@ -136,3 +138,42 @@ def test_garbage_bytes_raise_the_same_error_and_leave_no_temporary_file(tmp_path
 def test_sampling_settings_reject_unknown_policy():
     with pytest.raises(ValueError, match="unknown sampling policy"):
         SamplingSettings(policy="all")
+
+
+def test_prefetched_batches_equal_plain_ones(talking_2d):
+    with Video(talking_2d.path) as video:
+        plain = [(b.indices.tolist(), b.frames.sum()) for b in video.frame_batches()]
+        ahead = [(b.indices.tolist(), b.frames.sum()) for b in video.frame_batches(prefetch=2)]
+    assert ahead == plain and len(plain) > 1
+
+
+def test_prefetched_reraises_the_producer_error_after_the_items_before_it():
+    def items():
+        yield 1
+        yield 2
+        raise ValueError("boom")
+
+    got = []
+    with pytest.raises(ValueError, match="boom"):
+        for item in prefetched(items(), 1):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_closing_prefetched_early_stops_its_thread():
+    produced = []
+
+    def endless():
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    ahead = prefetched(endless(), 1)
+    assert next(ahead) == 0
+    ahead.close()
+    count = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == count <= 3
+    assert not any(t.name == "decode-prefetch" and t.is_alive() for t in threading.enumerate())

@@ -18,6 +18,7 @@ from factory.pipelines.video import VideoConfig, VideoMiner, anivid, run_video
 from factory.sources.manifest import file_id as video_id
 from factory.shards import ShardLimits, committed_stats, iter_samples, read_index
 from factory.storage import open_location
+from factory.synthetic.video import VideoSpec, make_video
 
 ANY = VideoConfig(style_filter="any")
 CONTRACT = {
@@ -77,6 +78,18 @@ def test_wrong_style_is_an_empty_row_with_its_reason(talking_2d):
     rows = VideoMiner(VideoConfig(style_filter="3d"))(asdict(video_items(str(talking_2d.path))[0]))
     [row] = rows
     assert row["__status__"] == "empty" and "not the wanted 3d" in row["json"]["reason"]
+    assert "sampled frames" in row["json"]["reason"]  # 6 key frames: too few for the pre-check
+
+
+def test_style_filter_rejects_from_key_frames_before_any_detection(tmp_path):
+    spec = VideoSpec(style="2d", duration_s=5.0, cut_s=None, speech=(), keyframe_interval=12, seed=3)
+    video = make_video(tmp_path / "keyed_2d.mp4", spec)  # a key frame every 0.5 s
+    miner = VideoMiner(VideoConfig(style_filter="3d"))
+    calls, detect = [], miner.detector
+    miner.detector = lambda frames: calls.append(len(frames)) or detect(frames)
+    [row] = miner(asdict(video_items(str(video.path))[0]))
+    assert row["__status__"] == "empty" and "key frames" in row["json"]["reason"]
+    assert row["json"]["style"] == "2d" and calls == []  # pass 1 never ran
 
 
 def test_anivid_keeps_single_face_shots_with_a_256_clip(talking_2d):

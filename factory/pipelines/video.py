@@ -6,19 +6,24 @@ detector and the frontalizer's models) mines one video per call:
 1. fetch: a local path as is; s3:// (any fsspec URL) copied to a temp file;
    http(s) through `factory.sources.youtube.download` (pluggable: a
    `Downloader` per URL scheme in `DOWNLOADERS`);
-2. style: the Scharr classifier on `style_frames` frames spread over the
-   video; a video of another style than `--style` ends as one ``empty`` row
-   whose index json says why (not an error: the input is fine, it is not
-   wanted, and a resumed run must not retry it);
-3. pass 1, streaming decode (0.5 s sampling, method A, or key frames +
-   one P-frame per second, method D): shot cuts, face detection, the
-   landmarks and pose of the face the tracker follows, a small grey face
-   thumbnail for the motion score; frames are dropped batch by batch;
+2. style pre-check, only when `--style` filters and the video has at least
+   `style_key_frames` key frames: the Scharr classifier on key frames spread
+   over the video (a key frame decodes alone, so this costs little); a video
+   of another style ends as one ``empty`` row whose index json says why (not
+   an error: the input is fine, it is not wanted, and a resumed run must not
+   retry it);
+3. pass 1, streaming decode with the next batch decoded in a thread (0.5 s
+   sampling, method A, or key frames + one P-frame per second, method D):
+   shot cuts, face detection, the landmarks and pose of the face the tracker
+   follows, that face aligned (128x128, eye line level) and kept as JPEG
+   bytes, a small grey face thumbnail for the motion score, and the style
+   score of `style_frames` samples spread over the video, which decide its
+   style (the same rule as the pre-check, on the frames decoded anyway);
+   frames are dropped batch by batch;
 4. tracks (hysteresis, never across a cut, >= 2 s; AniVid: single faces and
-   motion >= 0.35);
-5. pass 2 per track: decode only its 1-5 chosen frames and align them
-   (128x128, eye line level); AniVid also decodes the track's span at source
-   fps, batch by batch, into a 256x256 mp4;
+   motion >= 0.35); each track's best 1-5 faces come from pass 1's JPEGs, so
+   no frame is decoded twice (AniVid alone decodes the track's span again at
+   source fps, batch by batch, into a 256x256 mp4);
 6. audio of the track's span: noise suppression, WebRTC VAD, the longest
    3-19 s clip as `wav`.
 
@@ -50,7 +55,7 @@ from factory.video.audio import VoiceExtractor, VoiceSettings, wav_bytes
 from factory.video.clip import encode_clip, square_box
 from factory.video.decode import SamplingSettings, Video
 from factory.video.shots import ShotSettings, colour_histogram, histogram_distance
-from factory.video.style import StyleSettings, frame_style_score, video_style
+from factory.video.style import StyleResult, StyleSettings, classify_style, frame_style_score, video_style
 from factory.video.tracks import ANIVID_MOTION, Track, TrackSettings, build_tracks, motion_score, pick_face
 
 log = logging.getLogger(__name__)
@@ -67,7 +72,9 @@ class VideoConfig:
     anivid: bool = False  # method C: single faces, motion filter, 256x256 mp4 clips
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     style: StyleSettings = field(default_factory=StyleSettings)
-    style_frames: int = 24  # frames spread over the video that decide its style
+    style_frames: int = 24  # samples spread over the video that decide its style
+    style_key_frames: int = 8  # the style filter checks key frames first when a video has this many
+    prefetch: int = 1  # frame batches decoded ahead in a thread during pass 1 (0: none)
     shots: ShotSettings = field(default_factory=ShotSettings)
     detection: DetectorSettings = field(default_factory=DetectorSettings)
     tracks: TrackSettings = field(default_factory=TrackSettings)
@@ -117,6 +124,8 @@ class Scan:
     detections: list[list[Detection]] = field(default_factory=list)
     landmarks: list[FaceLandmarks | None] = field(default_factory=list)  # of the face the tracker would pick
     thumbs: list[np.ndarray | None] = field(default_factory=list)
+    faces: list[bytes | None] = field(default_factory=list)  # that face aligned, JPEG
+    style_scores: list[float] = field(default_factory=list)
     cuts: list[float] = field(default_factory=list)
 
 
@@ -162,33 +171,45 @@ class VideoMiner:
         return rows_for_input(item, lambda: self.mine(item))
 
     # -- the stages --------------------------------------------------------------------------
-    def _style(self, video: Video) -> tuple[str, float]:
-        cfg = self.config
-        spread = replace(cfg.sampling, policy="every", interval_s=max(video.meta.duration_s / cfg.style_frames, 1e-3))
-        scores = [frame_style_score(f, cfg.style) for batch in video.frame_batches(spread) for f in batch.frames]
-        result = video_style(scores, cfg.style)
-        return result.style, result.style_score
+    def _style_of(self, frames) -> StyleResult:
+        return video_style([frame_style_score(f, self.config.style) for f in frames], self.config.style)
 
-    def _scan(self, video: Video, style: str) -> Scan:
+    def _key_frame_style(self, video: Video) -> StyleResult | None:
+        """The style from key frames spread over the video; None when it has too few of them."""
+        keys = video.timeline.key_indices
+        if len(keys) < self.config.style_key_frames:
+            return None
+        picked = keys[np.unique(np.linspace(0, len(keys) - 1, min(len(keys), self.config.style_frames)).round().astype(int))]
+        return self._style_of(f for batch in video.frames_at(picked) for f in batch.frames)
+
+    def _landmarks(self, frame: np.ndarray, face: Detection) -> FaceLandmarks | None:
+        # The landmark sources after the face mesh depend on the style: this frame's own.
+        style = self.config.style
+        return self.frontalizer(frame, face, lambda: classify_style(frame_style_score(frame, style), style.threshold))
+
+    def _scan(self, video: Video) -> Scan:
         cfg, scan = self.config, Scan()
+        plan = video.plan(cfg.sampling)
+        style_at = set(np.linspace(0, len(plan) - 1, min(len(plan), cfg.style_frames)).round().astype(int).tolist())
         previous = None
-        for batch in video.frame_batches(cfg.sampling):
+        for batch in video.frame_batches(cfg.sampling, prefetch=cfg.prefetch):
             found = self.detector(list(batch.frames))
             for (index, time_s, _, frame), faces in zip(batch, found):
+                if len(scan.times) in style_at:
+                    scan.style_scores.append(frame_style_score(frame, cfg.style))
                 hist = colour_histogram(frame, cfg.shots)
                 if previous is not None and histogram_distance(previous, hist) >= cfg.shots.threshold:
                     scan.cuts.append(time_s)
                 previous = hist
                 pick = pick_face(faces, cfg.tracks)
+                marks = None if pick is None else self._landmarks(frame, faces[pick])
                 scan.frame_indices.append(index)
                 scan.times.append(time_s)
                 scan.detections.append(faces)
-                if pick is None:
-                    scan.landmarks.append(None)
-                    scan.thumbs.append(None)
-                else:
-                    scan.landmarks.append(self.frontalizer(frame, faces[pick], style))
-                    scan.thumbs.append(_thumb(frame, faces[pick].bbox, cfg.thumb_size))
+                scan.landmarks.append(marks)
+                scan.thumbs.append(None if pick is None else _thumb(frame, faces[pick].bbox, cfg.thumb_size))
+                aligned = None if marks is None else align_face(frame, marks.eyes, faces[pick].bbox, cfg.align)
+                scan.faces.append(None if aligned is None else _encode_jpeg(aligned, cfg.jpeg_quality))
         return scan
 
     def _choose(self, scan: Scan, track: Track) -> list[_Chosen]:
@@ -199,15 +220,6 @@ class VideoMiner:
             _Chosen(track.samples[i], scan.detections[track.samples[i]][track.detections[i]], marks[i], measures[i])
             for i in picked
         ]
-
-    def _aligned(self, video: Video, scan: Scan, chosen: list[_Chosen]) -> list[np.ndarray]:
-        order = sorted(range(len(chosen)), key=lambda i: scan.frame_indices[chosen[i].sample])
-        indices = np.array([scan.frame_indices[chosen[i].sample] for i in order])
-        frames = [f for batch in video.frames_at(indices, self.config.sampling.batch_size) for f in batch.frames]
-        faces: list[np.ndarray] = [np.empty(0)] * len(chosen)
-        for i, frame in zip(order, frames):
-            faces[i] = align_face(frame, chosen[i].landmarks.eyes, chosen[i].detection.bbox, self.config.align)
-        return faces
 
     def _clip(self, video: Video, scan: Scan, track: Track, audio: np.ndarray | None) -> bytes:
         cfg, meta = self.config, video.meta
@@ -253,11 +265,14 @@ class VideoMiner:
         """All rows of one video (exceptions become an error row in `__call__`)."""
         cfg = self.config
         with fetched(SourceEntry.from_dict(item["meta"]), cfg.download) as path, Video(path, sample_rate=cfg.voice.sample_rate) as video:
-            style, style_score = self._style(video)
-            if cfg.style_filter != "any" and style != cfg.style_filter:
-                reason = f"style {style} (score {style_score:.3f}) is not the wanted {cfg.style_filter}"
-                return self._empty(item, reason, style=style, style_score=round(style_score, 4))
-            scan = self._scan(video, style)
+            if cfg.style_filter != "any":
+                early = self._key_frame_style(video)
+                if early is not None and early.style != cfg.style_filter:
+                    return self._unwanted(item, early, "key frames")
+            scan = self._scan(video)
+            style = video_style(scan.style_scores, cfg.style)
+            if cfg.style_filter != "any" and style.style != cfg.style_filter:
+                return self._unwanted(item, style, "sampled frames")
             tracks = build_tracks(scan.times, scan.detections, scan.cuts, video.meta.duration_s, cfg.tracks)
             soundtrack = video.audio() if video.meta.has_audio and tracks else None
             rows = []
@@ -268,10 +283,14 @@ class VideoMiner:
                 chosen = self._choose(scan, track)
                 if not chosen:
                     continue
-                rows.append(self._row(item, video, scan, track, chosen, (style, style_score), motion, soundtrack))
+                rows.append(self._row(item, video, scan, track, chosen, style, motion, soundtrack))
             if not rows:
                 return self._empty(item, f"no face track kept ({len(tracks)} tracks >= {cfg.tracks.min_duration_s} s)")
             return rows
+
+    def _unwanted(self, item: dict, style: StyleResult, frames: str) -> list[dict]:
+        reason = f"style {style.style} (score {style.style_score:.3f}, {frames}) is not the wanted {self.config.style_filter}"
+        return self._empty(item, reason, style=style.style, style_score=round(style.style_score, 4))
 
     def _row(
         self,
@@ -280,12 +299,12 @@ class VideoMiner:
         scan: Scan,
         track: Track,
         chosen: list[_Chosen],
-        style: tuple[str, float],
+        style: StyleResult,
         motion: float,
         soundtrack: np.ndarray | None,
     ) -> dict:
         cfg, meta = self.config, video.meta
-        faces = self._aligned(video, scan, chosen)
+        jpegs = [scan.faces[c.sample] for c in chosen]
         audio_meta, wav, span = self._audio(soundtrack, track)
         best = chosen[0]
         yaw, pitch = best.measure.yaw_deg, best.measure.pitch_deg
@@ -300,8 +319,8 @@ class VideoMiner:
             "fps": meta.fps,
             "width": meta.width,
             "height": meta.height,
-            "style": style[0],
-            "style_score": round(style[1], 4),
+            "style": style.style,
+            "style_score": round(style.style_score, 4),
             "detector": {"name": self.detector.name, "version": self.detector.version},
             "det_score": round(best.detection.score, 4),
             "track_det_score": _r(np.mean([scan.detections[s][d].score for s, d in zip(track.samples, track.detections)])),
@@ -321,11 +340,12 @@ class VideoMiner:
             "audio": audio_meta,
         }
         if self.classifier is not None:
+            faces = [cv2.cvtColor(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for j in jpegs]
             info["labels"] = track_labels(self.classifier, faces, self.classifier_version)
         row: dict[str, Any] = {"__key__": make_key(item["input_id"], "t", f"{track.track_id:03d}"), "json": info}
-        row["jpg"] = _encode_jpeg(faces[0], cfg.jpeg_quality)
-        for n, face in enumerate(faces[1:], start=1):
-            row[f"face{n}.jpg"] = _encode_jpeg(face, cfg.jpeg_quality)
+        row["jpg"] = jpegs[0]
+        for n, jpeg in enumerate(jpegs[1:], start=1):
+            row[f"face{n}.jpg"] = jpeg
         row["wav"] = wav
         if cfg.anivid:
             row["mp4"] = self._clip(video, scan, track, span)

@@ -14,11 +14,14 @@ one-line message, never a decord traceback.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import decord
 import numpy as np
@@ -32,6 +35,7 @@ _DECORD_PREFIX = re.compile(r"^(?:\[[\d:]+\]\s+\S+:\d+:\s*)+")
 # ... and internal checks with "Check failed: <expression> (<a> vs. <b>) "; the words after it say more.
 _DECORD_CHECK = re.compile(r"^Check failed: .*?\(-?\d+ vs\. -?\d+\)\s*")
 _NO_AUDIO_STREAM = "Can't find audio stream"
+T = TypeVar("T")
 
 
 class VideoDecodeError(Exception):
@@ -208,10 +212,15 @@ class Video:
         """Sorted frame indices the sampling policy picks."""
         return SAMPLING_POLICIES[sampling.policy](self.timeline, sampling)
 
-    def frame_batches(self, sampling: SamplingSettings | None = None) -> Iterator[FrameBatch]:
-        """Decode the planned frames, at most `sampling.batch_size` per decode call."""
+    def frame_batches(self, sampling: SamplingSettings | None = None, prefetch: int = 0) -> Iterator[FrameBatch]:
+        """Decode the planned frames, at most `sampling.batch_size` per decode call.
+
+        With ``prefetch`` > 0 a thread decodes up to that many batches ahead
+        while the caller works on the current one (decord releases the GIL).
+        """
         sampling = sampling or SamplingSettings()
-        return self.frames_at(self.plan(sampling), sampling.batch_size)
+        batches = self.frames_at(self.plan(sampling), sampling.batch_size)
+        return prefetched(batches, prefetch) if prefetch > 0 else batches
 
     def frames_at(self, indices: np.ndarray, batch_size: int = SamplingSettings.batch_size) -> Iterator[FrameBatch]:
         """Decode the given sorted frame indices, at most `batch_size` per decode call."""
@@ -250,3 +259,49 @@ class Video:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
+    """Iterate ``items`` with a thread producing up to ``depth`` ahead; its exceptions re-raise here.
+
+    Closing the returned generator early (break, an exception in the caller)
+    stops the thread before it pulls another item.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ready.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put((_DONE, exc))
+
+    thread = threading.Thread(target=produce, name="decode-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.1)
