@@ -15,7 +15,6 @@ Needs the espeak-ng and ffmpeg executables (scripts/install-system-deps.sh).
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 import tempfile
 import wave
@@ -29,6 +28,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from factory.video.audio import wav_bytes
+from factory.video.tools import require_tool
 
 RGB = tuple[int, int, int]
 Interval = tuple[float, float]
@@ -305,13 +305,6 @@ def draw_face(img: np.ndarray, pose: Pose, character: Character, style: Style) -
 # --- audio -----------------------------------------------------------------------------------
 
 
-def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise RuntimeError(f"{tool} not found; run scripts/install-system-deps.sh")
-    return path
-
-
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:
     with wave.open(str(path), "rb") as src:
         data = np.frombuffer(src.readframes(src.getnframes()), dtype=np.int16)
@@ -329,7 +322,7 @@ def _trim_silence(samples: np.ndarray, frame: int = AUDIO_RATE // 100) -> np.nda
 def speak(text: str, voice: str, workdir: Path) -> np.ndarray:
     """espeak-ng speech at AUDIO_RATE, trimmed of silence at both ends, peak SPEECH_PEAK."""
     out = workdir / "speech.wav"
-    subprocess.run([_require("espeak-ng"), "-v", voice, "-s", "160", "-w", str(out), text], check=True)
+    subprocess.run([require_tool("espeak-ng"), "-v", voice, "-s", "160", "-w", str(out), text], check=True)
     samples, rate = _read_wav(out)
     ratio = Fraction(AUDIO_RATE, rate)
     speech = _trim_silence(resample_poly(samples, ratio.numerator, ratio.denominator))
@@ -415,7 +408,7 @@ def _soundtrack(spec: VideoSpec, workdir: Path, rng: np.random.Generator) -> _So
 
 def _encode(path: Path, spec: VideoSpec, frames, audio_wav: Path | None, log: Path) -> None:
     """Pipe RGB frames into ffmpeg: H.264 with a fixed key-frame interval, AAC audio."""
-    cmd = [_require("ffmpeg"), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    cmd = [require_tool("ffmpeg"), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"]
     cmd += ["-s", f"{spec.width}x{spec.height}", "-r", str(spec.fps), "-i", "pipe:0"]
     if audio_wav is not None:
         cmd += ["-i", str(audio_wav), "-c:a", "aac", "-b:a", "64k"]

@@ -6,7 +6,6 @@ with the span's audio (AAC), so a clip never sits in memory as raw frames.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -16,6 +15,7 @@ import cv2
 import numpy as np
 
 from factory.video.audio import wav_bytes
+from factory.video.tools import require_tool
 
 Box = tuple[float, float, float, float]
 
@@ -39,9 +39,7 @@ def encode_clip(
     sample_rate: int = 16_000,
 ) -> bytes:
     """Encode RGB crops (any size, resized to size x size) as mp4 bytes at `fps`."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise RuntimeError("ffmpeg not found; AniVid clips need it")
+    ffmpeg = require_tool("ffmpeg")
     with tempfile.TemporaryDirectory() as tmp:
         out, log = Path(tmp) / "clip.mp4", Path(tmp) / "ffmpeg.log"
         cmd = [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size}x{size}"]

@@ -4,8 +4,9 @@ A video is opened once; its frame timestamps and key frames come from the
 container index, a sampling policy (looked up by name in `SAMPLING_POLICIES`)
 picks frame indices, and frames are decoded in batches of at most
 `SamplingSettings.batch_size`, so a long video never sits in memory whole.
-Audio is decoded once at open to mono float32 at 16 kHz (64 kB per second of
-video), because decord's AudioReader decodes the whole stream when it opens.
+Audio is decoded by ffmpeg per requested span to mono float32 at 16 kHz, so
+memory holds only that span (decord's AudioReader decodes the whole stream
+when it opens: a 10-minute video's audio took 640 MB of peak memory there).
 
 Every failure to open or decode ends as one `VideoDecodeError` with a
 one-line message, never a decord traceback.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -27,6 +29,8 @@ import decord
 import numpy as np
 from decord.base import DECORDError
 
+from factory.video.tools import require_tool
+
 AUDIO_SAMPLE_RATE = 16_000
 # Errors decord raises for unreadable input (it uses both).
 _DECORD_ERRORS = (RuntimeError, DECORDError)
@@ -34,8 +38,12 @@ _DECORD_ERRORS = (RuntimeError, DECORDError)
 _DECORD_PREFIX = re.compile(r"^(?:\[[\d:]+\]\s+\S+:\d+:\s*)+")
 # ... and internal checks with "Check failed: <expression> (<a> vs. <b>) "; the words after it say more.
 _DECORD_CHECK = re.compile(r"^Check failed: .*?\(-?\d+ vs\. -?\d+\)\s*")
-_NO_AUDIO_STREAM = "Can't find audio stream"
 T = TypeVar("T")
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "no message"
 
 
 class VideoDecodeError(Exception):
@@ -188,7 +196,8 @@ class Video:
             fps = float(self._reader.get_avg_fps())
         except _DECORD_ERRORS as exc:
             raise self._fail(f"not a readable video ({_reason(exc)})") from None
-        self._audio = self._open_audio(path)
+        self._path = path
+        has_audio = self._probe_audio(path)
         duration = float(stamps[-1, 1]) if stamps[-1, 1] > 0 else frame_count / fps
         self.timeline = Timeline(times=stamps[:, 0].astype(np.float64), key_indices=keys, duration_s=duration)
         self.meta = VideoMeta(
@@ -197,16 +206,16 @@ class Video:
             duration_s=duration,
             width=int(width),
             height=int(height),
-            has_audio=self._audio is not None,
+            has_audio=has_audio,
         )
 
-    def _open_audio(self, path: Path) -> decord.AudioReader | None:
-        try:
-            return decord.AudioReader(str(path), ctx=decord.cpu(0), sample_rate=self.sample_rate, mono=True)
-        except _DECORD_ERRORS as exc:
-            if _NO_AUDIO_STREAM in str(exc):
-                return None
-            raise self._fail(f"unreadable audio stream ({_reason(exc)})") from None
+    def _probe_audio(self, path: Path) -> bool:
+        """Whether the container holds an audio stream (ffprobe reads the headers only)."""
+        cmd = [require_tool("ffprobe"), "-v", "error", "-select_streams", "a", "-show_entries", "stream=index"]
+        done = subprocess.run([*cmd, "-of", "csv=p=0", str(path)], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise self._fail(f"unreadable audio stream ({_first_line(done.stderr)})")
+        return bool(done.stdout.strip())
 
     def plan(self, sampling: SamplingSettings) -> np.ndarray:
         """Sorted frame indices the sampling policy picks."""
@@ -240,16 +249,28 @@ class Video:
                 frames=frames,
             )
 
-    def audio(self) -> np.ndarray:
-        """The whole audio track, mono float32 in [-1, 1] at `sample_rate`; empty without audio."""
-        if self._audio is None:
+    def audio(self, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
+        """Audio of [start_s, end_s) (default: all), mono float32 in [-1, 1] at `sample_rate`.
+
+        Empty without an audio stream. ffmpeg decodes just that span on each call.
+        """
+        if not self.meta.has_audio:
             return np.zeros(0, dtype=np.float32)
-        return np.ascontiguousarray(self._audio[:].asnumpy()[0], dtype=np.float32)
+        cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin"]
+        if start_s > 0:
+            cmd += ["-ss", f"{start_s:.6f}"]
+        cmd += ["-i", str(self._path)]
+        if end_s is not None:
+            cmd += ["-t", f"{max(end_s - start_s, 0.0):.6f}"]
+        cmd += ["-vn", "-ac", "1", "-ar", str(self.sample_rate), "-f", "f32le", "pipe:1"]
+        done = subprocess.run(cmd, capture_output=True, timeout=600)
+        if done.returncode != 0:
+            raise self._fail(f"cannot decode audio ({_first_line(done.stderr.decode(errors='replace'))})")
+        return np.clip(np.frombuffer(done.stdout, dtype=np.float32), -1.0, 1.0)
 
     def close(self) -> None:
         """Release the readers and remove a spilled temporary file."""
         self._reader = None
-        self._audio = None
         if self._tmp_path is not None:
             self._tmp_path.unlink(missing_ok=True)
             self._tmp_path = None
