@@ -94,3 +94,16 @@ def test_classifier_beats_chance_on_unseen_characters(renders, tmp_path):
     answer = ClassifierPredictor(stored.file("classifier.pt"))([rgb], [sample.face_bbox])[0]
     assert set(answer) == {"gender", "age_group"}
     assert sum(answer["gender"]["probs"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_ray_train_path_trains_and_stores_on_a_cpu_cluster(renders, tmp_path, ray_local):
+    store = str(tmp_path / "store")
+    config = ClassifierConfig(trainer="ray", epochs=1, image_size=32, batch=32, threads=1, tasks=("gender",))
+    ref = train_classifier(renders, store, config)
+    stored = ModelStore(store).fetch(ref)
+    assert stored.manifest["trained_by"] == "ray-train-torch (1 CPU worker)"
+    assert 0.0 <= stored.metrics["gender"]["accuracy"] <= 1.0 and stored.metrics["test_faces"] > 0
+    sample = load_face_samples(renders)[0]
+    answer = ClassifierPredictor(stored.file("classifier.pt"))([np.ascontiguousarray(sample.rgba()[..., :3])])[0]
+    assert set(answer) == {"gender"}

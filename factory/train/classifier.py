@@ -61,6 +61,7 @@ class ClassifierConfig:
     labels_csv: str | None = None
     init_weights: str | None = None
     trainer: str = "auto"  # auto | plain | ray
+    ray_storage: str | None = None  # Ray Train checkpoints: shared storage (s3://, NFS) on a multi-node cluster; a temp folder by default
     device: str | None = None  # plain loop: None picks cuda when visible
     threads: int | None = None  # CPU threads for torch; 1 is far faster on a busy shared CPU
     seed: int = 0
@@ -237,18 +238,25 @@ def _ray_worker_loop(loop_config: dict[str, Any]) -> None:
 
 
 def _fit_ray(samples: Sequence[FaceSample], targets: np.ndarray, config: ClassifierConfig, gpus: int) -> MultiTaskNet:
-    from ray.train import ScalingConfig
+    from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    trainer = TorchTrainer(
-        _ray_worker_loop,
-        train_loop_config={"config": config, "samples": list(samples), "targets": targets},
-        scaling_config=ScalingConfig(num_workers=max(1, gpus), use_gpu=True),
-    )
-    result = trainer.fit()
-    net = MultiTaskNet(config.arch, config.task_classes)
-    with result.checkpoint.as_directory() as folder:
-        net.load_state_dict(torch.load(Path(folder) / "state.pt", map_location="cpu", weights_only=True))
+    from factory.pipelines.runtime import init_ray
+
+    init_ray()
+    # One worker per GPU; on a CPU-only cluster (``--trainer ray``) one CPU worker, so the path runs anywhere.
+    with tempfile.TemporaryDirectory(prefix="factory-ray-train-") as tmp:
+        storage = config.ray_storage or tmp
+        trainer = TorchTrainer(
+            _ray_worker_loop,
+            train_loop_config={"config": config, "samples": list(samples), "targets": targets},
+            scaling_config=ScalingConfig(num_workers=max(1, gpus), use_gpu=gpus > 0),
+            run_config=RunConfig(storage_path=storage, name="classifier"),
+        )
+        result = trainer.fit()
+        net = MultiTaskNet(config.arch, config.task_classes)
+        with result.checkpoint.as_directory() as folder:
+            net.load_state_dict(torch.load(Path(folder) / "state.pt", map_location="cpu", weights_only=True))
     return net
 
 
@@ -256,7 +264,8 @@ def fit(samples: Sequence[FaceSample], targets: np.ndarray, config: ClassifierCo
     """Train with the plain loop or Ray Train (see the module doc); returns the net and the path taken."""
     gpus = _ray_cluster_gpus() if config.trainer != "plain" else 0
     if config.trainer == "ray" or (config.trainer == "auto" and gpus > 0):
-        return _fit_ray(samples, targets, config, gpus), f"ray-train-torch ({gpus} GPU workers)"
+        workers = f"{gpus} GPU workers" if gpus else "1 CPU worker"
+        return _fit_ray(samples, targets, config, gpus), f"ray-train-torch ({workers})"
     return _fit_plain(samples, targets, config), f"plain-torch-loop ({_plain_device(config)})"
 
 

@@ -33,6 +33,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     cls.add_argument("--labels", help="CSV keyed by key or model_id with gender / age_group / age columns")
     cls.add_argument("--init-weights", help="local backbone checkpoint to start from (default: random init)")
     cls.add_argument("--trainer", default="auto", choices=["auto", "plain", "ray"], help="Ray Train on a GPU cluster (auto)")
+    cls.add_argument("--ray-storage", help="Ray Train checkpoint storage (s3:// or shared folder; multi-node clusters)")
 
 
 def _given(args: argparse.Namespace, **mapping: str) -> dict[str, Any]:
@@ -62,6 +63,7 @@ def _classifier(args: argparse.Namespace, store: str | None) -> str:
         labels_csv=args.labels,
         init_weights=args.init_weights,
         trainer=args.trainer,
+        ray_storage=args.ray_storage,
         seed=args.seed,
         **_given(args, name="name", epochs="epochs", batch="batch", image_size="imgsz", device="device", threads="threads"),
     )
