@@ -332,6 +332,9 @@ class VideoMiner:
             "frontal_score": _r(best.measure.frontal_score),
             "face_time_s": round(scan.times[best.sample], 3),
             "face_times": [round(scan.times[c.sample], 3) for c in chosen],
+            "face_frames": [int(scan.frame_indices[c.sample]) for c in chosen],  # source frame index per face
+            # "k": a key (I) frame by decord's key indices, "p": any other frame (GochiUsa's naming)
+            "face_frame_kinds": ["k" if k else "p" for k in np.isin([scan.frame_indices[c.sample] for c in chosen], video.timeline.key_indices)],
             "frame_times": [round(t, 3) for t in track.times],
             "crop_size": cfg.align.crop_size,
             "motion_score": round(motion, 3),
