@@ -83,6 +83,11 @@ def _resolve(target: Callable | str) -> Callable:
 
 COMMANDS: dict[str, Command] = {
     "demo": Command("run the built pipelines on inputs the factory makes, then inspect and report", _add_demo, _demo),
+    "download": Command(
+        "download videos (yt-dlp) into raw-video shards that `factory video --input` reads",
+        "factory.pipelines.download:add_download_arguments",
+        "factory.pipelines.download:run_download_from_args",
+    ),
     "video": Command(
         "mine face tracks and voice clips from videos (methods A, C, D)",
         "factory.pipelines.video:add_video_arguments",

@@ -340,6 +340,9 @@ class VideoMiner:
             "motion_score": round(motion, 3),
             "audio": audio_meta,
         }
+        source = item["meta"]
+        if source.get("kind") == "shard":  # mined from a video shard: which one, which sample
+            info["source_shard"], info["source_key"] = source["url"], source["source_key"]
         if self.classifier is not None:
             faces = [cv2.cvtColor(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for j in jpegs]
             info["labels"] = track_labels(self.classifier, faces, self.classifier_version)
@@ -364,7 +367,10 @@ def run_video(inputs: str | list[str], out_url: str, config: VideoConfig = Video
 def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     """The `factory video` flags (the contract's names plus the settings' knobs)."""
     d, t = VideoConfig(), TrackSettings()
-    parser.add_argument("--input", required=True, help="video URL, local file, s3:// URL, or a .txt file listing them")
+    parser.add_argument("--input", required=True, help=(
+        "video URL, local file, s3:// URL, a .txt file listing them, or video shards: a .tar, "
+        "a brace pattern (videos-{000000..000099}.tar), a folder of shards or a `factory download` OUT"
+    ))
     parser.add_argument("--out", required=True, help="output folder or URL (path, file://, s3://)")
     parser.add_argument("--detector", default=d.detector, help="mediapipe | animeface | yolo:WEIGHTS.pt | yolo:NAME[@VERSION]")
     parser.add_argument("--classifier", help="model-store name[@VERSION] of an age/gender classifier (labels per track)")

@@ -1,7 +1,8 @@
 """Inputs -> manifest: one :class:`SourceEntry` per video, with a stable, dot-free id.
 
 An input is a web URL (a video, playlist or channel, expanded by yt-dlp), a
-local file path, an ``s3://`` URL, or a text list file (``.txt``, ``.list``,
+local file path, an ``s3://`` URL, video shards (see
+:mod:`factory.sources.video_shards`), or a text list file (``.txt``, ``.list``,
 ``.lst``; local or on S3) with one input per line. The kind of an input picks
 its expander from a registry. An input that cannot be expanded becomes an
 error entry (``entry.error`` set), never an exception, so one bad line does
@@ -69,6 +70,11 @@ class SourceEntry:
     archive_id: str | None = None  # the line yt-dlp writes to a download archive, when known
     input: str = ""  # the input (list line, URL, path) this entry came from
     error: str | None = None
+    # A video inside a tar shard (kind "shard"; ``url`` is the shard): its key and byte range.
+    source_key: str | None = None
+    member_offset: int | None = None
+    member_size: int | None = None
+    member_ext: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -120,7 +126,11 @@ def error_entry(location: str, kind: str, message: str, source: str | None = Non
 
 # -- kinds of input -----------------------------------------------------------
 def input_kind(text: str) -> str:
-    """Which expander handles ``text``: list, web, s3 or file."""
+    """Which expander handles ``text``: list, shards, web, s3 or file."""
+    from factory.sources.video_shards import is_shard_input  # imports this module
+
+    if is_shard_input(text):
+        return "shards"
     scheme = text.split("://", 1)[0].lower() if "://" in text else "file"
     if PurePosixPath(urlsplit(text).path).suffix.lower() in LIST_SUFFIXES and scheme in ("file", "s3"):
         return "list"
@@ -145,8 +155,7 @@ def _local_path(text: str) -> str:
 def _expand_file(text: str, ctx: _Expansion) -> list[SourceEntry]:
     path = _local_path(text)
     if not os.path.isfile(path):
-        reason = "is a directory, not a video file" if os.path.isdir(path) else "no such file"
-        return [error_entry(path, "file", f"{path}: {reason}", source=text)]
+        return [error_entry(path, "file", f"{path}: no such file", source=text)]
     entry = SourceEntry(video_id=file_id(path), url=path, kind="file", title=Path(path).stem, input=text)
     return [entry]
 
@@ -202,6 +211,12 @@ def _expand_list(text: str, ctx: _Expansion) -> list[SourceEntry]:
     for line in list_lines(content):
         entries.extend(_expand_one(_resolve(line, base), ctx))
     return entries
+
+
+def _expand_shards(text: str, ctx: _Expansion) -> list[SourceEntry]:
+    from factory.sources.video_shards import expand_shards
+
+    return expand_shards(text)
 
 
 def _expand_unsupported(text: str, ctx: _Expansion) -> list[SourceEntry]:
@@ -284,6 +299,7 @@ def _expand_web(text: str, ctx: _Expansion) -> list[SourceEntry]:
 
 EXPANDERS: dict[str, Expander] = {
     "list": _expand_list,
+    "shards": _expand_shards,
     "web": _expand_web,
     "s3": _expand_s3,
     "file": _expand_file,

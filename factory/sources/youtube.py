@@ -8,6 +8,7 @@ Public API (no Ray here; pipelines call these from their tasks)::
 
 Web entries go through yt-dlp (best video up to ``max_height`` + best audio,
 merged to mp4 by ffmpeg), local files pass through, ``s3://`` objects are
+copied into ``workdir``, a video inside a tar shard has its byte range
 copied into ``workdir``. A web download writes ``{video_id}.{ext}`` and a
 ``{video_id}.format.json`` sidecar in ``workdir``; with a download archive,
 an entry whose id is archived and whose file is in ``workdir`` is returned
@@ -36,6 +37,7 @@ from factory.sources.ytdl import (
     run_ytdl,
     with_retries,
 )
+from factory.sources.video_shards import VIDEO_EXTS, fetch_member
 from factory.storage import StorageError, open_location
 
 __all__ = [
@@ -48,7 +50,6 @@ __all__ = [
     "format_info",
 ]
 
-VIDEO_EXTS = ("mp4", "mkv", "webm", "mov", "m4v", "flv", "avi", "ts")
 SIDECAR_SUFFIX = ".format.json"
 # What yt-dlp logs when it skips a download without raising, and what we tell the user.
 _SKIP_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -149,8 +150,12 @@ def _fetch_s3(entry: SourceEntry, settings: DownloadSettings, workdir: Path) -> 
     return target
 
 
+def _fetch_shard(entry: SourceEntry, settings: DownloadSettings, workdir: Path) -> Path:
+    return fetch_member(entry, workdir)
+
+
 Fetcher = Callable[[SourceEntry, DownloadSettings, Path], Path]
-FETCHERS: dict[str, Fetcher] = {"web": _fetch_web, "file": _fetch_file, "s3": _fetch_s3}
+FETCHERS: dict[str, Fetcher] = {"web": _fetch_web, "file": _fetch_file, "s3": _fetch_s3, "shard": _fetch_shard}
 
 
 def download(entry: SourceEntry, settings: DownloadSettings | None, workdir: str | os.PathLike[str]) -> Path:
