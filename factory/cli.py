@@ -108,6 +108,11 @@ COMMANDS: dict[str, Command] = {
         "factory.train:add_train_arguments",
         "factory.train:run_train_from_args",
     ),
+    "export": Command(
+        "write a dataset in another project's layout (imagefolder, yolo, animeceleb, gochiusa, korean-av)",
+        "factory.export.run:add_export_arguments",
+        "factory.export.run:run_export_from_args",
+    ),
     "report": Command("draw the dataset report (HTML + PNG figures) from committed shards", _add_report, _report),
     "inspect": Command("summarise a dataset: shards, samples, bytes, kinds, splits, errors", _add_inspect, _inspect),
 }

@@ -1,0 +1,68 @@
+"""`korean-av` layout: one folder per character with its faces and voice clips, and a CSV.
+
+After the Korean audio-visual dataset of 3D animation characters (1-5
+frontal faces and 1-3 voice clips of 3-19 s per character, labelled with
+gender and age group)::
+
+    DIR/{character_id}/face1.jpg .. faceN.jpg, voice1.wav .. voiceM.wav
+    DIR/characters.csv   character, gender, age_group, n_faces, n_clips, seconds, name
+
+``seconds`` is the clips' total length read from the WAV headers. A label the
+data does not have stays an empty cell: never guessed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import wave
+from pathlib import Path
+from typing import Any
+
+from factory.export.options import ExportOptions, folder_name
+from factory.export.source import (
+    ExportError,
+    ExportSample,
+    extension,
+    face_members,
+    read_samples,
+    voice_members,
+)
+from factory.export.target import write_file
+from factory.storage import Location
+
+KINDS = ("character",)
+CSV_NAME = "characters.csv"
+COLUMNS = ("character", "gender", "age_group", "n_faces", "n_clips", "seconds", "name")
+
+
+def wav_seconds(data: bytes) -> float:
+    """Length of a WAV clip in seconds, from its header."""
+    with wave.open(io.BytesIO(data)) as clip:
+        return clip.getnframes() / clip.getframerate()
+
+
+def _write_character(root: Path, sample: ExportSample) -> list[Any]:
+    folder = folder_name(sample.meta.get("character_id") or sample.key)
+    faces, voices = face_members(sample), voice_members(sample)
+    for n, member in enumerate(faces, start=1):
+        write_file(root, f"{folder}/face{n}.{extension(member)}", sample.members[member])
+    for n, member in enumerate(voices, start=1):
+        write_file(root, f"{folder}/voice{n}.wav", sample.members[member])
+    seconds = sum(wav_seconds(sample.members[m]) for m in voices)
+    labels = sample.meta.get("labels") or {}
+    return [folder, labels.get("gender") or "", labels.get("age_group") or "", len(faces), len(voices),
+            f"{seconds:.3f}", sample.meta.get("name") or ""]
+
+
+def write(data: Location, root: Path, options: ExportOptions) -> dict[str, Any]:
+    """Write the character folders and ``characters.csv``; returns the counts."""
+    rows = [_write_character(root, sample) for sample in read_samples(data, KINDS)]
+    if not rows:
+        raise ExportError("no character sample to export")
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(sorted(rows))
+    write_file(root, CSV_NAME, text.getvalue())
+    return {"characters": len(rows), "faces": sum(r[3] for r in rows), "clips": sum(r[4] for r in rows)}
