@@ -23,12 +23,13 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ContextManager, Iterator
 
 from factory.pipelines.runner import rows_for_input
 from factory.render.jobs import ModelRender, RenderJob, RenderSettings
 from factory.render.sampling import SamplingConfig
 from factory.shards import make_key
+from factory.sources.archives import archive_model
 from factory.storage import open_location
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,14 @@ def local_model(uri: str) -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def input_model(item: dict) -> ContextManager[str]:
+    """The model file of a render input: extracted from its zip archive, or the file itself."""
+    meta = item["meta"]
+    if meta.get("archive"):
+        return archive_model(item["uri"], meta.get("archive_member") or None)
+    return local_model(item["uri"])
+
+
 def image_rows(item: dict, result: ModelRender, settings: RenderSettings) -> list[dict]:
     """One shard row per rendered image: png + the render sample json of DESIGN.md."""
     rows = []
@@ -210,7 +219,7 @@ class BlenderRenderer:
     def _rows(self, item: dict) -> list[dict]:
         # an annotation override travels as JSON text: Ray Data would widen per-row dicts to one schema
         targets = item["meta"].get("targets_json")
-        with local_model(item["uri"]) as path:
+        with input_model(item) as path:
             job = RenderJob(path, item["input_id"], self.config.sampling, self.config.settings,
                             json.loads(targets) if targets else None)
             result = self.process.call(RENDER_MODEL, job)

@@ -1,7 +1,10 @@
 """`factory render` and `factory annotate`: PMX models -> posed face images (method B).
 
 render: every model file under --models is one input (id from its relative
-path, split train/test by that id). A Blender actor pool (actors/blender.py)
+path, split train/test by that id); so is every model inside a .zip there
+(listed from the zip's directory, extracted per task into a temp folder by
+factory/sources/archives.py; id from the archive's relative path and the
+inner path; a bad archive is one error row). A Blender actor pool (actors/blender.py)
 imports each model once and renders its sampled images; each image is one
 ``render`` sample (``png`` + ``json``, DESIGN.md). Keys are
 ``{model_id}_{image:04d}``, so a resumed run rewrites the same names.
@@ -32,11 +35,14 @@ from factory.pipelines.runtime import parse_pool
 from factory.render.jobs import InspectionSettings, InspectJob, ModelInspection, RenderSettings
 from factory.render.sampling import PAPER_TEST_RATIO, SamplingConfig, split_of
 from factory.shards import ShardLimits, make_key
+from factory.sources.archives import ArchiveError, archive_models
+from factory.sources.archives import model_id as archive_model_id
 from factory.storage import open_location
 
 log = logging.getLogger(__name__)
 
 MODEL_SUFFIXES = (".pmx", ".pmd")
+ARCHIVE_SUFFIX = ".zip"
 ANNOTATIONS_FILE = "annotations.parquet"
 
 
@@ -50,14 +56,14 @@ class RenderRunConfig:
 
 
 # -- inputs --------------------------------------------------------------------------
-def find_models(models_url: str) -> list[tuple[str, str]]:
-    """(uri, path relative to the folder) of every .pmx/.pmd under it, sorted; a file URL is itself."""
+def find_models(models_url: str, suffixes: tuple[str, ...] = MODEL_SUFFIXES) -> list[tuple[str, str]]:
+    """(uri, path relative to the folder) of every file with one of ``suffixes`` under it, sorted; a file URL is itself."""
     loc = open_location(models_url)
     if loc.fs.isfile(loc.root):
         files = [loc.root]
         base = loc.root.rsplit("/", 1)[0]
     else:
-        files = [p for p in loc.fs.find(loc.root) if p.lower().endswith(MODEL_SUFFIXES)]
+        files = [p for p in loc.fs.find(loc.root) if p.lower().endswith(suffixes)]
         base = loc.root.rstrip("/")
     found = []
     for path in sorted(files):
@@ -76,12 +82,30 @@ def model_inputs(models_url: str, sampling: SamplingConfig,
                  annotations: dict[str, dict[str, int]] | None = None) -> list[InputItem]:
     """One input per model file, with its split and any annotation override."""
     items = []
-    for uri, rel in find_models(models_url):
-        mid = model_id(rel)
-        override = (annotations or {}).get(mid)
-        meta = {"model_file": rel, "targets_json": json.dumps(override) if override is not None else ""}
-        items.append(InputItem(mid, uri, split_of(mid, sampling), meta))
+    for uri, rel in find_models(models_url, MODEL_SUFFIXES + (ARCHIVE_SUFFIX,)):
+        for mid, model_file, archive, member in _models_in(uri, rel):
+            override = (annotations or {}).get(mid)
+            # Every item carries every key as text: Ray Data widens per-row dicts to one schema.
+            meta = {"model_file": model_file, "targets_json": json.dumps(override) if override is not None else "",
+                    "archive": archive, "archive_member": member}
+            items.append(InputItem(mid, uri, split_of(mid, sampling), meta))
     return items
+
+
+def _models_in(uri: str, rel: str) -> list[tuple[str, str, str, str]]:
+    """(model id, model file, archive, member) of one file found: itself, or each model in a zip.
+
+    An archive that cannot be listed or holds no model is still one input:
+    its task raises the archive's error, which becomes its error row.
+    """
+    if not rel.lower().endswith(ARCHIVE_SUFFIX):
+        return [(model_id(rel), rel, "", "")]
+    try:
+        members = archive_models(uri)
+    except ArchiveError:
+        members = []
+    found = [(archive_model_id(rel, m), f"{rel}/{m}", rel, m) for m in members]
+    return found or [(archive_model_id(rel, ""), rel, rel, "")]
 
 
 # -- render ---------------------------------------------------------------------------
@@ -198,7 +222,8 @@ def render_demo(out_url: str, folder: str, n_models: int = 2, images_per_model: 
 # -- command line ---------------------------------------------------------------------
 def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `factory render` (names of the CLI contract plus tuning flags)."""
-    parser.add_argument("--models", required=True, help="folder or URL of PMX/PMD models (searched recursively)")
+    parser.add_argument("--models", required=True,
+                        help="folder or URL of PMX/PMD models and .zip archives of them (searched recursively), or one .zip")
     parser.add_argument("--out", required=True, help="output folder or URL")
     parser.add_argument("--images-per-model", type=int, help="override the paper's 100 / 20 images per model")
     parser.add_argument("--render-workers", default="1:2", help="Blender actor pool MIN:MAX")

@@ -14,12 +14,17 @@ import hashlib
 import os
 import posixpath
 import re
+import shutil
 import stat
+import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from factory.shards import make_key
+from factory.storage import StorageError, open_location
 
 MODEL_SUFFIXES = (".pmx", ".pmd")
 _UTF8_FLAG = 0x800
@@ -137,3 +142,49 @@ def model_id(archive_uri: str, inner_path: str) -> str:
     stem = posixpath.splitext(posixpath.basename(inner_path.replace("\\", "/")))[0] or "model"
     digest = hashlib.blake2b(f"{archive_uri}!{inner_path}".encode(), digest_size=4).hexdigest()
     return make_key(stem[:40], digest)
+
+
+def _split(uri: str) -> tuple[str, str]:
+    parent, name = posixpath.split(uri.rstrip("/"))
+    return parent or ".", name
+
+
+def archive_models(archive_uri: str) -> list[str]:
+    """Names of the .pmx/.pmd files inside a zip (local or s3://), from its central directory only.
+
+    Nothing is extracted; a remote archive is read by range (the directory
+    sits at its end). Raises :class:`ArchiveError` for a file that is no zip.
+    """
+    parent, name = _split(archive_uri)
+    loc = open_location(parent)
+    try:
+        with loc.fs.open(loc.path(name), "rb", block_size=1 << 16) as fh, zipfile.ZipFile(fh) as zf:
+            names = [decode_name(i) for i in zf.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, StorageError) as exc:
+        raise ArchiveError(f"unreadable archive {name}: {exc}") from None
+    return sorted(n for n in names if n.lower().endswith(MODEL_SUFFIXES))
+
+
+@contextmanager
+def archive_model(archive_uri: str, member: str | None, limits: ArchiveLimits = ArchiveLimits()) -> Iterator[str]:
+    """One model of an archive as a local path, for the length of the block.
+
+    The archive (copied first when remote) is extracted whole into a fresh
+    temp folder, so the model finds its textures; the folder is removed
+    after. ``member`` None (an archive whose listing found no model) raises
+    the archive's own error, or says it holds no model.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="factory-archive-")).resolve()
+    try:
+        parent, name = _split(archive_uri)
+        loc = open_location(parent)
+        local = Path(loc.path(name)) if loc.is_local else folder / name
+        if not loc.is_local:
+            loc.fs.get(loc.path(name), str(local))
+        found = extract_archive(local, folder / "files", limits)
+        wanted = folder / "files" / Path(*safe_member_path(member).parts) if member else None
+        if wanted is None or wanted not in found:
+            raise ArchiveError(f"archive {name} holds no model {member!r}" if member else f"archive {name} holds no .pmx/.pmd model")
+        yield str(wanted)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
