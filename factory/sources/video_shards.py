@@ -20,8 +20,9 @@ import json
 import posixpath
 import tarfile
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from braceexpand import braceexpand
 
@@ -47,7 +48,8 @@ def is_shard_input(text: str) -> bool:
         return True
     if "://" not in text or text.startswith("file://"):
         return Path(text.removeprefix("file://")).expanduser().is_dir()
-    return text.startswith("s3://") and text.endswith("/")
+    # An S3 prefix (no file suffix) is a folder of shards or a download OUT.
+    return text.startswith("s3://") and (text.endswith("/") or not PurePosixPath(urlsplit(text).path).suffix)
 
 
 def shard_urls(text: str) -> list[str]:
