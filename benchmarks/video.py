@@ -1,6 +1,6 @@
 """Video pipeline benchmark: end-to-end vs decode-only frames/s, stage shares, 1 vs 2 actors, peak RSS.
 
-    python -m benchmarks.video [--long-s 120] [--json figures.json]
+    python -m benchmarks.video [--long-min 10] [--json figures.json]
 
 All figures come from one run on the same synthetic inputs (factory/synthetic/video.py):
 - decode-only: decord decode of the frames the 0.5 s policy samples;
@@ -8,7 +8,8 @@ All figures come from one run on the same synthetic inputs (factory/synthetic/vi
   alignment, tracks, audio) on the same videos in this process, per stage,
   with and without the decode thread;
 - Ray: `run_video` over the short videos with 1 and with 2 actors;
-- peak RSS of a fresh process mining a short and a long video (flat in length?).
+- peak RSS of a fresh process mining a 1-minute 720p video and the same
+  looped to 10 minutes (flat in length?).
 """
 
 from __future__ import annotations
@@ -125,21 +126,30 @@ def peak_rss_mb(path: Path) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def long_video(folder: Path, minutes: int) -> tuple[Path, Path]:
+    """A 1-minute 720p synthetic video (two shots, speech) and the same looped to ``minutes``."""
+    spec = VideoSpec(style="3d", duration_s=60.0, width=1280, height=720, cut_s=30.3, seed=7)
+    minute = make_video(folder / "minute.mp4", spec).path
+    looped = folder / f"long{minutes}m.mp4"
+    loop = ["ffmpeg", "-v", "error", "-y", "-stream_loop", str(minutes - 1), "-i", str(minute), "-c", "copy", str(looped)]
+    subprocess.run(loop, check=True)
+    return minute, looped
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--long-s", type=float, default=120.0, help="length of the long video for peak RSS")
+    parser.add_argument("--long-min", type=int, default=10, help="minutes of the long 720p video for peak RSS")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         shorts = [make_video(folder / f"short{i}.mp4", replace(SHORT, seed=i)).path for i in range(4)]
-        long_spec = VideoSpec(style="2d", duration_s=args.long_s, width=640, height=360, cut_s=None, speech=(), seed=5)
-        long_path = make_video(folder / "long.mp4", long_spec).path
+        minute, long_path = long_video(folder, args.long_min)
         frames, decode_s = decode_only(shorts)
         total_s, stages = end_to_end(shorts, prefetch=1)
         serial_s, _ = end_to_end(shorts, prefetch=0)
         ray_s = ray_runs(shorts, folder)
-        rss = {"short 12 s": peak_rss_mb(shorts[0]), f"long {args.long_s:.0f} s": peak_rss_mb(long_path)}
+        rss = {"1 min 720p": peak_rss_mb(minute), f"{args.long_min} min 720p": peak_rss_mb(long_path)}
     figures = {
         "inputs": "4 synthetic 3D videos, 12 s, 640x360, 24 fps; sampling every 0.5 s",
         "sampled_frames": frames,

@@ -20,12 +20,12 @@ def _frames(video: Video, sampling: SamplingSettings) -> list[tuple[int, float, 
 def test_metadata_matches_what_was_made(talking_2d):
     spec = talking_2d.spec
     with Video(talking_2d.path) as video:
-        meta = video.meta
+        meta, has_audio = video.meta, video.has_audio
     assert (meta.width, meta.height) == (spec.width, spec.height)
     assert meta.fps == pytest.approx(spec.fps)
     assert meta.frame_count == len(talking_2d.frame_times)
     assert meta.duration_s == pytest.approx(spec.duration_s, abs=1 / spec.fps)
-    assert meta.has_audio
+    assert has_audio
 
 
 def test_every_policy_samples_half_seconds(talking_2d):
@@ -92,10 +92,20 @@ def test_audio_is_16k_mono_float(talking_2d):
     assert 0.3 < np.abs(audio).max() <= 1.0
 
 
+def test_audio_spans_in_one_call_equal_the_whole_track_cut(talking_2d):
+    with Video(talking_2d.path) as video:
+        whole = video.audio()
+        spans = list(video.audio_spans([(1.0, 2.5), (4.0, 7.25)]))
+    for (start, end), span in zip([(1.0, 2.5), (4.0, 7.25)], spans):
+        assert len(span) == round((end - start) * 16_000)
+        cut = whole[round(start * 16_000) : round(end * 16_000)]
+        assert np.abs(span - cut).max() < 1e-3
+
+
 def test_video_without_audio_is_not_an_error(silent_video):
     with Video(silent_video.path) as video:
-        assert not video.meta.has_audio
-        assert video.audio().shape == (0,)
+        assert not video.has_audio
+        assert video.audio().shape == (0,) and video.audio_spans([(0.0, 1.0)]) is None
         assert len(_frames(video, SamplingSettings())) == 8
 
 

@@ -74,7 +74,7 @@ class FrameSampler:
                                 "fps": meta.fps,
                                 "width": meta.width,
                                 "height": meta.height,
-                                "has_audio": meta.has_audio,
+                                "has_audio": video.has_audio,
                             },
                         }
                     )

@@ -230,12 +230,11 @@ class VideoMiner:
         crops = (f[y0 : y0 + side, x0 : x0 + side] for b in video.frames_at(indices) for f in b.frames)
         return encode_clip(crops, meta.fps, cfg.clip_size, audio, cfg.voice.sample_rate)
 
-    def _audio(self, video: Video, track: Track) -> tuple[dict, bytes | None, np.ndarray | None]:
+    def _audio(self, span: np.ndarray | None, track: Track) -> tuple[dict, bytes | None, np.ndarray | None]:
         meta: dict[str, Any] = {"duration_s": 0.0, "speech_ratio": 0.0, **self.config.voice.metadata()}
-        if not video.meta.has_audio:
+        if span is None:
             return {**meta, "has_audio": False}, None, None
         rate = self.config.voice.sample_rate
-        span = video.audio(track.start_s, track.end_s)  # only the track's span is decoded
         # Windows bound noisereduce's memory (it grows with the input: +150 MB for 120 s).
         step = max(1, int(self.config.audio_window_s * rate))
         clips, speech = [], 0.0
@@ -274,18 +273,18 @@ class VideoMiner:
             if cfg.style_filter != "any" and style.style != cfg.style_filter:
                 return self._unwanted(item, style, "sampled frames")
             tracks = build_tracks(scan.times, scan.detections, scan.cuts, video.meta.duration_s, cfg.tracks)
-            rows = []
+            kept = []
             for track in tracks:
                 motion = motion_score([scan.thumbs[s] for s in track.samples if scan.thumbs[s] is not None])
-                if motion < cfg.tracks.min_motion:
-                    continue
-                chosen = self._choose(scan, track)
-                if not chosen:
-                    continue
-                rows.append(self._row(item, video, scan, track, chosen, style, motion))
-            if not rows:
+                chosen = self._choose(scan, track) if motion >= cfg.tracks.min_motion else []
+                if chosen:
+                    kept.append((track, chosen, motion))
+            if not kept:
                 return self._empty(item, f"no face track kept ({len(tracks)} tracks >= {cfg.tracks.min_duration_s} s)")
-            return rows
+            # One ffmpeg call decodes every kept track's audio span; spans load one at a time.
+            spans = video.audio_spans([(t.start_s, t.end_s) for t, _, _ in kept])
+            audio = spans if spans is not None else iter([None] * len(kept))
+            return [self._row(item, video, scan, t, chosen, style, motion, span) for (t, chosen, motion), span in zip(kept, audio)]
 
     def _unwanted(self, item: dict, style: StyleResult, frames: str) -> list[dict]:
         reason = f"style {style.style} (score {style.style_score:.3f}, {frames}) is not the wanted {self.config.style_filter}"
@@ -300,10 +299,11 @@ class VideoMiner:
         chosen: list[_Chosen],
         style: StyleResult,
         motion: float,
+        span: np.ndarray | None,
     ) -> dict:
         cfg, meta = self.config, video.meta
         jpegs = [scan.faces[c.sample] for c in chosen]
-        audio_meta, wav, span = self._audio(video, track)
+        audio_meta, wav, span = self._audio(span, track)
         best = chosen[0]
         yaw, pitch = best.measure.yaw_deg, best.measure.pitch_deg
         info = {

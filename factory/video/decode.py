@@ -4,9 +4,10 @@ A video is opened once; its frame timestamps and key frames come from the
 container index, a sampling policy (looked up by name in `SAMPLING_POLICIES`)
 picks frame indices, and frames are decoded in batches of at most
 `SamplingSettings.batch_size`, so a long video never sits in memory whole.
-Audio is decoded by ffmpeg per requested span to mono float32 at 16 kHz, so
-memory holds only that span (decord's AudioReader decodes the whole stream
-when it opens: a 10-minute video's audio took 640 MB of peak memory there).
+Audio is decoded by ffmpeg, for any number of spans in one call (one output
+file per span), to mono float32 at 16 kHz, so memory holds one span at a
+time (decord's AudioReader decodes the whole stream when it opens: a
+10-minute video's audio took 640 MB of peak memory there).
 
 Every failure to open or decode ends as one `VideoDecodeError` with a
 one-line message, never a decord traceback.
@@ -14,13 +15,14 @@ one-line message, never a decord traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -66,7 +68,6 @@ class VideoMeta:
     duration_s: float
     width: int
     height: int
-    has_audio: bool
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ class Video:
         except _DECORD_ERRORS as exc:
             raise self._fail(f"not a readable video ({_reason(exc)})") from None
         self._path = path
-        has_audio = self._probe_audio(path)
+        self._has_audio: bool | None = None
         duration = float(stamps[-1, 1]) if stamps[-1, 1] > 0 else frame_count / fps
         self.timeline = Timeline(times=stamps[:, 0].astype(np.float64), key_indices=keys, duration_s=duration)
         self.meta = VideoMeta(
@@ -206,16 +207,18 @@ class Video:
             duration_s=duration,
             width=int(width),
             height=int(height),
-            has_audio=has_audio,
         )
 
-    def _probe_audio(self, path: Path) -> bool:
-        """Whether the container holds an audio stream (ffprobe reads the headers only)."""
-        cmd = [require_tool("ffprobe"), "-v", "error", "-select_streams", "a", "-show_entries", "stream=index"]
-        done = subprocess.run([*cmd, "-of", "csv=p=0", str(path)], capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            raise self._fail(f"unreadable audio stream ({_first_line(done.stderr)})")
-        return bool(done.stdout.strip())
+    @property
+    def has_audio(self) -> bool:
+        """Whether the container holds an audio stream (ffprobe reads the headers, once, when asked)."""
+        if self._has_audio is None:
+            cmd = [require_tool("ffprobe"), "-v", "error", "-select_streams", "a", "-show_entries", "stream=index"]
+            done = subprocess.run([*cmd, "-of", "csv=p=0", str(self._path)], capture_output=True, text=True, timeout=120)
+            if done.returncode != 0:
+                raise self._fail(f"unreadable audio stream ({_first_line(done.stderr)})")
+            self._has_audio = bool(done.stdout.strip())
+        return self._has_audio
 
     def plan(self, sampling: SamplingSettings) -> np.ndarray:
         """Sorted frame indices the sampling policy picks."""
@@ -249,24 +252,46 @@ class Video:
                 frames=frames,
             )
 
-    def audio(self, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
-        """Audio of [start_s, end_s) (default: all), mono float32 in [-1, 1] at `sample_rate`.
+    def audio_spans(self, spans: Sequence[tuple[float, float]]) -> Iterator[np.ndarray] | None:
+        """Audio of each (start_s, end_s) span, mono float32 in [-1, 1] at `sample_rate`; None without audio.
 
-        Empty without an audio stream. ffmpeg decodes just that span on each call.
+        One ffmpeg call decodes every span to its own temporary file; the
+        iterator loads them one at a time and removes them when it ends.
         """
-        if not self.meta.has_audio:
-            return np.zeros(0, dtype=np.float32)
-        cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin"]
-        if start_s > 0:
-            cmd += ["-ss", f"{start_s:.6f}"]
-        cmd += ["-i", str(self._path)]
-        if end_s is not None:
-            cmd += ["-t", f"{max(end_s - start_s, 0.0):.6f}"]
-        cmd += ["-vn", "-ac", "1", "-ar", str(self.sample_rate), "-f", "f32le", "pipe:1"]
-        done = subprocess.run(cmd, capture_output=True, timeout=600)
+        if self._has_audio is False:
+            return None
+        if not spans:
+            return iter(())
+        tmp = tempfile.TemporaryDirectory(prefix="factory-audio-")
+        cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(self._path)]
+        outputs = [Path(tmp.name) / f"{n}.f32" for n in range(len(spans))]
+        for (start, end), out in zip(spans, outputs):
+            cmd += ["-map", "0:a:0", "-ss", f"{max(start, 0.0):.6f}", "-t", f"{max(end - start, 0.0):.6f}"]
+            cmd += ["-ac", "1", "-ar", str(self.sample_rate), "-f", "f32le", str(out)]
+        done = subprocess.run(cmd, capture_output=True, timeout=1800)
         if done.returncode != 0:
-            raise self._fail(f"cannot decode audio ({_first_line(done.stderr.decode(errors='replace'))})")
-        return np.clip(np.frombuffer(done.stdout, dtype=np.float32), -1.0, 1.0)
+            tmp.cleanup()
+            message = _first_line(done.stderr.decode(errors="replace"))
+            if "matches no streams" in message:
+                self._has_audio = False
+                return None
+            raise self._fail(f"cannot decode audio ({message})")
+        self._has_audio = True
+
+        def load() -> Iterator[np.ndarray]:
+            with tmp:
+                for out in outputs:
+                    yield np.clip(np.fromfile(out, dtype=np.float32), -1.0, 1.0)
+
+        return load()
+
+    def audio(self, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
+        """Audio of [start_s, end_s) (default: all), mono float32 at `sample_rate`; empty without audio."""
+        spans = self.audio_spans([(start_s, self.meta.duration_s + 1.0 if end_s is None else end_s)])
+        if spans is None:
+            return np.zeros(0, dtype=np.float32)
+        with contextlib.closing(spans):
+            return next(spans)
 
     def close(self) -> None:
         """Release the readers and remove a spilled temporary file."""
