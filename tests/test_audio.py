@@ -13,8 +13,10 @@ from factory.video.audio import (
     VoiceExtractor,
     VoiceSettings,
     clip_spans,
+    intervals_to_mask,
     mask_to_intervals,
     merge_intervals,
+    speech_f1,
     suppress_noise,
     wav_bytes,
 )
@@ -23,24 +25,10 @@ from factory.video.decode import Video
 FRAME_S = 0.01  # F1 is scored over 10 ms frames
 
 
-def _mask(intervals, n_frames: int) -> np.ndarray:
-    mask = np.zeros(n_frames, dtype=bool)
-    for start, end in intervals:
-        mask[round(start / FRAME_S) : round(end / FRAME_S)] = True
-    return mask
-
-
-def speech_f1(found, truth, duration_s: float) -> float:
-    """Frame-level F1 of found speech intervals against the truth."""
-    n = round(duration_s / FRAME_S)
-    pred, true = _mask(found, n), _mask(truth, n)
-    return 2 * np.count_nonzero(pred & true) / (np.count_nonzero(pred) + np.count_nonzero(true))
-
-
 def silence_kept(found, truth, duration_s: float) -> float:
     """Share of the truth's non-speech frames that were not marked speech."""
     n = round(duration_s / FRAME_S)
-    pred, true = _mask(found, n), _mask(truth, n)
+    pred, true = intervals_to_mask(found, n, FRAME_S), intervals_to_mask(truth, n, FRAME_S)
     return float(np.mean(~pred[~true]))
 
 

@@ -137,6 +137,21 @@ def mask_to_intervals(mask: np.ndarray, frame_s: float) -> list[Interval]:
     return [(float(s * frame_s), float(e * frame_s)) for s, e in zip(starts, ends)]
 
 
+def intervals_to_mask(intervals: list[Interval], n_frames: int, frame_s: float) -> np.ndarray:
+    """A per-frame mask that is True inside the intervals (the inverse of `mask_to_intervals`)."""
+    mask = np.zeros(n_frames, dtype=bool)
+    for start, end in intervals:
+        mask[round(start / frame_s) : round(end / frame_s)] = True
+    return mask
+
+
+def speech_f1(found: list[Interval], truth: list[Interval], duration_s: float, frame_s: float = 0.01) -> float:
+    """Frame-level F1 of found speech intervals against the true ones (scored over `frame_s` frames)."""
+    n = round(duration_s / frame_s)
+    pred, true = intervals_to_mask(found, n, frame_s), intervals_to_mask(truth, n, frame_s)
+    return 2 * np.count_nonzero(pred & true) / max(np.count_nonzero(pred) + np.count_nonzero(true), 1)
+
+
 def merge_intervals(intervals: list[Interval], max_gap_s: float) -> list[Interval]:
     """Join sorted intervals whose gap is shorter than `max_gap_s`."""
     merged: list[Interval] = []
