@@ -13,6 +13,7 @@ import json
 import os
 import re
 import wave
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -296,3 +297,26 @@ def test_bad_input_ends_in_one_line(characters, tmp_path):
         assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert re.search(message, done.stderr), done.stderr
     assert not (tmp_path / "x").exists()  # nothing written for bad input
+
+
+# -- a real video-pipeline dataset ---------------------------------------------------------
+def test_gochiusa_from_mined_tracks_names_real_frames(talking_3d, tmp_path):
+    """Tracks mined by the real pipeline: each file names a frame that shows that face at its time."""
+    import decord
+
+    from factory.pipelines.inputs import video_items
+    from factory.pipelines.video import VideoConfig, VideoMiner
+
+    rows = VideoMiner(VideoConfig(style_filter="any"))(asdict(video_items(str(talking_3d.path))[0]))
+    data = _write(str(tmp_path / "mined"), rows)
+    summary = export(data, "gochiusa", str(tmp_path / "gochi"), _options(class_by="track_id"))
+    reader = decord.VideoReader(str(talking_3d.path))
+    keys, fps = set(reader.get_key_indices()), reader.get_avg_fps()
+    times = {(m["track_id"], f): t for m in (r["json"] for r in rows) for f, t in zip(m["face_frames"], m["face_times"])}
+    found = [(int(os.path.basename(d)), GOCHIUSA_NAME.match(f)) for d, _, files in os.walk(tmp_path / "gochi")
+             for f in files if f != MARKER]
+    assert len(found) == sum(summary["faces"].values()) == sum(len(m["json"]["face_frames"]) for m in rows) >= 2
+    for track, name in found:
+        frame = int(name["frame"])
+        assert name["kind"] == ("k" if frame in keys else "p") and int(name["face"]) == track
+        assert frame / fps == pytest.approx(times[(track, frame)], abs=1.5 / fps)
