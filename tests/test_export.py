@@ -28,11 +28,12 @@ from factory.render.morphs import POSE_NAMES
 from factory.shards import SequentialAllocator, ShardedWriter, make_key
 from factory.storage import open_location
 from factory.synthetic.faces import FaceDatasetConfig, character_rows, make_characters
+from tests import test_train_detector
 from tests.test_cli import factory
-from tests.test_train_detector import no_network  # noqa: F401 (fixture)
 
 RATE = 16000
 CROP = 128
+no_network = test_train_detector.no_network  # the fixture that blocks every connection
 GOCHIUSA_NAME = re.compile(r"^(?P<video>.+)-(?P<kind>[kp])-(?P<frame>\d+)-(?P<face>\d+)\.png$")
 
 
@@ -171,7 +172,8 @@ def _options(**kw):
 
 
 # -- yolo -----------------------------------------------------------------------------------
-def test_yolo_export_trains_one_epoch(renders, tmp_path, no_network):  # noqa: F811
+@pytest.mark.usefixtures("no_network")
+def test_yolo_export_trains_one_epoch(renders, tmp_path):
     from factory.train.offline import import_ultralytics
 
     root = tmp_path / "yolo"
