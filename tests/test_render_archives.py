@@ -16,14 +16,14 @@ import pytest
 
 pytest.importorskip("bpy")
 
-from factory.dataset import read_errors  # noqa: E402
-from factory.pipelines import runner  # noqa: E402
-from factory.pipelines.render import model_inputs, run_render  # noqa: E402
-from factory.shards import committed_stats, iter_samples  # noqa: E402
-from factory.sources.archives import model_id  # noqa: E402
-from factory.storage import open_location  # noqa: E402
-from factory.synthetic.character import build_character, write_character  # noqa: E402
-from tests.render_job import IMAGES, SMALL  # noqa: E402
+from factory.dataset import read_errors
+from factory.pipelines import runner
+from factory.pipelines.render import model_inputs, run_render
+from factory.shards import committed_stats, iter_samples
+from factory.sources.archives import model_id
+from factory.storage import open_location
+from factory.synthetic.character import build_character, write_character
+from tests.render_job import IMAGES, SMALL
 
 pytestmark = pytest.mark.slow
 SJIS_DIR = "初音ミク"
