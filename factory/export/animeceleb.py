@@ -10,15 +10,13 @@ pose columns named as in docs/MORPHS.md.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from factory.export.options import ExportOptions
 from factory.export.source import ExportError, read_samples
-from factory.export.target import write_file
+from factory.export.target import write_csv, write_file
 from factory.render.morphs import POSE_NAMES
 from factory.storage import Location
 
@@ -44,9 +42,5 @@ def write(data: Location, root: Path, options: ExportOptions) -> dict[str, Any]:
         per_partition[partition] += 1
     if not rows:
         raise ExportError("no render sample has a frontal/rotated partition and a 20-value pose")
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(rows)
-    write_file(root, POSE_CSV, text.getvalue())
+    write_csv(root, POSE_CSV, COLUMNS, rows)
     return {"images": dict(sorted(per_partition.items())), "skipped": skipped}

@@ -13,7 +13,6 @@ data does not have stays an empty cell: never guessed.
 
 from __future__ import annotations
 
-import csv
 import io
 import wave
 from pathlib import Path
@@ -28,7 +27,7 @@ from factory.export.source import (
     read_samples,
     voice_members,
 )
-from factory.export.target import write_file
+from factory.export.target import write_csv, write_file
 from factory.storage import Location
 
 KINDS = ("character",)
@@ -60,9 +59,5 @@ def write(data: Location, root: Path, options: ExportOptions) -> dict[str, Any]:
     rows = [_write_character(root, sample) for sample in read_samples(data, KINDS)]
     if not rows:
         raise ExportError("no character sample to export")
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(sorted(rows))
-    write_file(root, CSV_NAME, text.getvalue())
+    write_csv(root, CSV_NAME, COLUMNS, sorted(rows))
     return {"characters": len(rows), "faces": sum(r[3] for r in rows), "clips": sum(r[4] for r in rows)}

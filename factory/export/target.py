@@ -9,8 +9,11 @@ last: a folder without it is not a finished export.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,15 @@ def write_file(root: Path, rel: str, data: bytes | str) -> None:
         path.write_text(data)
     else:
         path.write_bytes(data)
+
+
+def write_csv(root: Path, rel: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write one CSV file: a header row, then the rows (``\n`` line ends)."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    write_file(root, rel, text.getvalue())
 
 
 def finish_folder(root: Path, data_url: str, layout: str, summary: dict[str, Any]) -> list[str]:
