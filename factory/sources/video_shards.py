@@ -20,6 +20,7 @@ import json
 import posixpath
 import tarfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -39,6 +40,7 @@ from factory.storage import StorageError, open_location
 
 VIDEO_EXTS = ("mp4", "mkv", "webm", "mov", "m4v", "flv", "avi", "ts")
 _READ_BLOCK = 1 << 16  # small reads: expansion touches headers, not payloads
+_LIST_THREADS = 16
 _MAX_JSON = 1 << 20  # a sample's json larger than this is not metadata; it is skipped
 
 
@@ -145,7 +147,9 @@ def expand_shards(text: str) -> list[SourceEntry]:
         return [error_entry(text, "shard", str(exc))]
     if not urls:
         return [error_entry(text, "shard", f"{text}: no .tar shards found")]
-    return [entry for url in urls for entry in _shard_entries(url, text)]
+    # Shards are listed in parallel: on S3 each video costs a ranged GET or two, mostly waiting.
+    with ThreadPoolExecutor(max_workers=min(_LIST_THREADS, len(urls))) as pool:
+        return [entry for entries in pool.map(lambda url: _shard_entries(url, text), urls) for entry in entries]
 
 
 def fetch_member(entry: SourceEntry, workdir: Path) -> Path:
