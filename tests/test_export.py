@@ -322,3 +322,14 @@ def test_gochiusa_from_mined_tracks_names_real_frames(talking_3d, tmp_path):
         frame = int(name["frame"])
         assert name["kind"] == ("k" if frame in keys else "p") and int(name["face"]) == track
         assert frame / fps == pytest.approx(times[(track, frame)], abs=1.5 / fps)
+
+
+def test_export_reads_s3_data_like_local(characters, s3_env, tmp_path):
+    """The same characters on the S3 API (moto server) export to the same files."""
+    remote = _write(f"{s3_env}/characters", [{"__key__": s.key, **s.members} for s in _samples(characters)])
+    export(characters, "korean-av", str(tmp_path / "local"))
+    export(remote, "korean-av", str(tmp_path / "remote"))
+    local, from_s3 = _files(tmp_path / "local"), _files(tmp_path / "remote")
+    assert from_s3.keys() == local.keys() and len(local) > 10
+    assert all(from_s3[f] == local[f] for f in local if f != MARKER)
+    assert json.loads(from_s3[MARKER])["data"] == f"{s3_env}/characters"
