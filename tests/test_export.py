@@ -23,7 +23,7 @@ import pytest
 
 from factory.export.run import export
 from factory.export.source import ExportError
-from factory.export.target import MARKER
+from factory.export.target import MARKER, prepare_folder
 from factory.render.morphs import POSE_NAMES
 from factory.shards import SequentialAllocator, ShardedWriter, make_key
 from factory.storage import open_location
@@ -273,6 +273,14 @@ def test_rerun_gives_the_same_files_and_foreign_folders_are_refused(characters, 
     (root / "ep01_c_000" / "face1.jpg").unlink()  # a damaged export is rewritten whole
     export(characters, "korean-av", str(root))
     assert _files(root) == first
+    # An export cut off half-way: its marker says incomplete; the rerun clears what it left.
+    cut = tmp_path / "cut"
+    prepare_folder(str(cut), json.loads(first[MARKER])["data"], "korean-av")
+    (cut / "ep01_c_000").mkdir()
+    (cut / "ep01_c_000" / "face9.jpg").write_bytes(b"half")
+    assert json.loads((cut / MARKER).read_text())["complete"] is False
+    export(characters, "korean-av", str(cut))
+    assert _files(cut) == first
     with pytest.raises(ExportError, match="holds the korean-av export"):
         export(characters, "gochiusa", str(root))
     export(characters, "imagefolder", str(tmp_path / "faces"))

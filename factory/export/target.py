@@ -1,10 +1,12 @@
 """The export folder: refuse foreign content, replace a previous export, mark the new one.
 
 A marker file (``.factory-export.json``) names the data URL and layout an
-export came from and lists its files. A rerun of the same data and layout
-deletes the listed files and writes them again, so the folder ends with the
-same files; any other non-empty folder is refused. The marker is written
-last: a folder without it is not a finished export.
+export came from. It is written first with ``complete: false`` and rewritten
+at the end with ``complete: true`` and the list of files. A rerun of the same
+data and layout deletes the listed files (all files, after an export that
+did not finish: the folder held nothing else when it began) and writes them
+again, so the folder ends with the same files; any other non-empty folder is
+refused.
 """
 
 from __future__ import annotations
@@ -62,10 +64,14 @@ def prepare_folder(out_dir: str, data_url: str, layout: str) -> Path:
         if marker is None or (marker.get("data"), marker.get("layout")) != (data_url, layout):
             what = "has no export marker" if marker is None else f"holds the {marker.get('layout')} export of {marker.get('data')}"
             raise ExportError(f"--out {root} is not empty and {what}; give an empty or new folder")
-        _remove_previous(root, marker.get("files", []))
-        (root / MARKER).unlink()
+        _remove_previous(root, marker["files"] if marker.get("complete") else _listed_files(root))
     root.mkdir(parents=True, exist_ok=True)
+    _write_marker(root, {"data": data_url, "layout": layout, "complete": False})
     return root
+
+
+def _write_marker(root: Path, marker: dict[str, Any]) -> None:
+    (root / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True))
 
 
 def write_file(root: Path, rel: str, data: bytes | str) -> None:
@@ -88,8 +94,7 @@ def write_csv(root: Path, rel: str, columns: Sequence[str], rows: Iterable[Seque
 
 
 def finish_folder(root: Path, data_url: str, layout: str, summary: dict[str, Any]) -> list[str]:
-    """Write the marker (data, layout, summary, file list) last; returns the files."""
+    """Mark the export complete (data, layout, summary, file list); returns the files."""
     files = _listed_files(root)
-    marker = {"data": data_url, "layout": layout, "summary": summary, "files": files}
-    (root / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True))
+    _write_marker(root, {"data": data_url, "layout": layout, "complete": True, "summary": summary, "files": files})
     return files
