@@ -108,6 +108,11 @@ COMMANDS: dict[str, Command] = {
         "factory.train:add_train_arguments",
         "factory.train:run_train_from_args",
     ),
+    "characters": Command(
+        "group a video dataset's face tracks into characters: one sample per character (faces, voices, labels)",
+        "factory.characters.run:add_characters_arguments",
+        "factory.characters.run:run_characters_from_args",
+    ),
     "export": Command(
         "write a dataset in another project's layout (imagefolder, yolo, animeceleb, gochiusa, korean-av)",
         "factory.export.run:add_export_arguments",

@@ -37,7 +37,7 @@ FORMAT = "anime-factory/1"
 DATASET_JSON = "dataset.json"
 ERRORS_PARQUET = "errors.parquet"
 # Top-level names a factory OUT may hold; anything else means a foreign folder.
-_OUR_NAMES = {SHARD_DIR, INDEX_DIR, STATS_DIR, DATASET_JSON, ERRORS_PARQUET, "report"}
+_OUR_NAMES = {SHARD_DIR, INDEX_DIR, STATS_DIR, DATASET_JSON, ERRORS_PARQUET, "report", "tracks.parquet"}  # tracks.parquet: `factory characters`
 _VERSIONED = ("anime-factory", "ray", "numpy", "pyarrow", "webdataset", "torch", "mediapipe", "bpy")
 
 

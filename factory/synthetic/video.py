@@ -98,12 +98,21 @@ class VideoSpec:
     music_gain: float = 0.12  # music peak amplitude
     keyframe_interval: int = 48  # a key frame every this many frames, none elsewhere
     seed: int = 0
+    # A scripted edit: equal-length shots, each listing its placements (main face first);
+    # when given it replaces cut_s / second_face. Backgrounds alternate shot by shot.
+    shots: tuple[tuple[Placement, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
             raise ValueError(f"unknown style {self.style!r}; known: {', '.join(STYLES)}")
         if self.cut_s is not None and not 0 < self.cut_s < self.duration_s:
             raise ValueError("cut_s must lie inside the video")
+        if any(not shot for shot in self.shots):
+            raise ValueError("every scripted shot needs at least one placement")
+
+    @property
+    def n_shots(self) -> int:
+        return len(self.shots) or (2 if self.cut_s is not None else 1)
 
 
 @dataclass(frozen=True)
@@ -359,10 +368,15 @@ def _loudness(track: np.ndarray, times: np.ndarray, window_s: float = 0.04) -> n
 
 
 def _shot_of(spec: VideoSpec, t: float) -> int:
+    if spec.shots:
+        return min(int(t * len(spec.shots) / spec.duration_s), len(spec.shots) - 1)
     return int(spec.cut_s is not None and t >= spec.cut_s)
 
 
 def _placements(spec: VideoSpec, shot: int) -> list[Placement]:
+    """The shot's placements, its main (speaking) face first."""
+    if spec.shots:
+        return list(spec.shots[shot])
     return [MAIN_FACES[shot]] + ([SECOND_FACE] if spec.second_face and shot == 0 else [])
 
 
@@ -379,7 +393,7 @@ def _pose(spec: VideoSpec, place: Placement, phase: np.ndarray, t: float, mouth_
 
 
 def _speaker(spec: VideoSpec, line: SpeechLine) -> str:
-    return MAIN_FACES[_shot_of(spec, line.start_s)].character
+    return _placements(spec, _shot_of(spec, line.start_s))[0].character
 
 
 @dataclass(frozen=True)
@@ -432,7 +446,7 @@ def make_video(path: str | Path, spec: VideoSpec | None = None) -> SyntheticVide
     rng = np.random.default_rng(spec.seed)
     n_frames = max(1, round(spec.duration_s * spec.fps))
     times = np.arange(n_frames) / spec.fps
-    face_ids = sorted({p.character for shot in (0, 1) for p in _placements(spec, shot)})
+    face_ids = sorted({p.character for shot in range(spec.n_shots) for p in _placements(spec, shot)})
     phases = {face: rng.uniform(0, 2 * math.pi, 3) for face in face_ids}
     eyes = {face: np.full((n_frames, 2, 2), np.nan) for face in face_ids}
     boxes = {face: np.full((n_frames, 4), np.nan) for face in face_ids}
@@ -451,10 +465,11 @@ def make_video(path: str | Path, spec: VideoSpec | None = None) -> SyntheticVide
         def frames():
             for i, t in enumerate(times):
                 shot = _shot_of(spec, t)
-                img = backgrounds[shot].copy()
+                img = backgrounds[shot % len(backgrounds)].copy()
                 # Smaller faces first so the main face is drawn on top; only the main face talks.
-                for place in sorted(_placements(spec, shot), key=lambda p: p.scale):
-                    speaker = place is MAIN_FACES[shot]
+                placements = _placements(spec, shot)
+                for place in sorted(placements, key=lambda p: p.scale):
+                    speaker = place is placements[0]
                     pose = _pose(spec, place, phases[place.character], t, talk[i] if speaker else 0.0)
                     draw_face(img, pose, CHARACTERS[place.character], style)
                     eyes[place.character][i] = [pose.to_image(-_EYE_X, _EYE_Y), pose.to_image(_EYE_X, _EYE_Y)]

@@ -1,0 +1,1 @@
+"""Characters: face tracks grouped into identities and per-character samples (`factory characters`)."""

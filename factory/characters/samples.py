@@ -1,0 +1,119 @@
+"""Character samples: one per character, 1-5 faces and 1-3 voice clips from its member tracks.
+
+Faces: the most frontal track face first, then farthest-point sampling on the
+face embeddings (most diverse), with a bonus for a track not yet used, so the
+faces come from different tracks where possible. Voices: the longest clips of
+different tracks (each 3-19 s already, cut by the video pipeline).
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MAX_FACES = 5
+MAX_VOICES = 3
+NEW_TRACK_BONUS = 0.5  # added to a candidate's distance when its track gave no face yet
+
+
+@dataclass
+class TrackSample:
+    """One video_face sample as the characters stage reads it."""
+
+    key: str
+    meta: dict[str, Any]
+    faces: list[bytes]  # jpg, face1.jpg, ... (JPEG bytes)
+    wav: bytes | None
+    face_embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    @property
+    def video_id(self) -> str:
+        return str(self.meta.get("video_id"))
+
+
+def _face_record(track: TrackSample, i: int, file: str) -> dict[str, Any]:
+    m = track.meta
+    times, frames = m.get("face_times") or [], m.get("face_frames") or []
+    first = i == 0  # the video pipeline measures only the track's best (first) face
+    return {
+        "track_key": track.key,
+        "video_id": track.video_id,
+        "face_time_s": times[i] if i < len(times) else (m.get("face_time_s") if first else None),
+        "frame_index": frames[i] if i < len(frames) else None,
+        "yaw": m.get("yaw") if first else None,
+        "frontal_score": m.get("frontal_score") if first else None,
+        "file": file,
+    }
+
+
+def choose_faces(tracks: list[TrackSample], limit: int = MAX_FACES) -> list[tuple[int, int]]:
+    """(track index, face index) of the chosen faces: most frontal first, then most diverse."""
+    candidates = [(t, f) for t, tr in enumerate(tracks) for f in range(len(tr.faces))]
+    if not candidates:
+        return []
+    first = max(range(len(tracks)), key=lambda t: tracks[t].meta.get("frontal_score") or 0.0)
+    chosen = [(first, 0)]
+    while len(chosen) < min(limit, len(candidates)):
+        used = {t for t, _ in chosen}
+
+        def score(c: tuple[int, int]) -> float:
+            e = tracks[c[0]].face_embeddings[c[1]]
+            d = min(1.0 - float(e @ tracks[t].face_embeddings[f]) for t, f in chosen)
+            return d + (NEW_TRACK_BONUS if c[0] not in used else 0.0)
+
+        chosen.append(max((c for c in candidates if c not in chosen), key=score))
+    return chosen
+
+
+def _majority(values: list[str]) -> str | None:
+    return collections.Counter(values).most_common(1)[0][0] if values else None
+
+
+def character_row(
+    character_id: str,
+    scope: str,
+    members: list[TrackSample],
+    confidence: float,
+    name: str | None,
+    embedding: dict[str, Any],
+) -> dict[str, Any]:
+    """The sample of one character (fields and json of the character contract, docs/CHARACTERS.md)."""
+    row: dict[str, Any] = {"__key__": character_id}
+    faces = []
+    for n, (t, f) in enumerate(choose_faces(members)):
+        file = "jpg" if n == 0 else f"face{n}.jpg"
+        row[file] = members[t].faces[f]
+        faces.append(_face_record(members[t], f, file))
+    voiced = sorted((m for m in members if m.wav), key=lambda m: -((m.meta.get("audio") or {}).get("duration_s") or 0.0))
+    voices = []
+    for n, track in enumerate(voiced[:MAX_VOICES]):
+        file = "wav" if n == 0 else f"voice{n}.wav"
+        row[file] = track.wav
+        voices.append({"track_key": track.key, "duration_s": (track.meta.get("audio") or {}).get("duration_s"), "file": file})
+    info: dict[str, Any] = {
+        "kind": "character",
+        "character_id": character_id,
+        "name": name,
+        "scope": scope,
+        "video_ids": sorted({m.video_id for m in members}),
+        "tracks": [m.key for m in members],
+        "confidence": round(confidence, 4),
+        "n_tracks": len(members),
+        "faces": faces,
+        "voices": voices,
+        "audio_s": round(sum(v["duration_s"] or 0.0 for v in voices), 3),
+        "style": _majority([m.meta["style"] for m in members if m.meta.get("style")]),
+        "embedding": embedding,
+    }
+    labels = {}
+    for task in ("gender", "age_group"):
+        value = _majority([m.meta["labels"][task] for m in members if (m.meta.get("labels") or {}).get(task)])
+        if value is not None:
+            labels[task] = value
+    if labels:
+        info["labels"] = labels
+    row["json"] = info
+    return row
