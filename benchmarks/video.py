@@ -122,7 +122,9 @@ def peak_rss_mb(path: Path) -> float:
         "assert not any('__error__' in r for r in rows), rows\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"mining {path.name} failed: {done.stderr.strip().splitlines()[-3:]}")
     return float(done.stdout.strip().splitlines()[-1])
 
 
