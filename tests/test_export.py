@@ -184,6 +184,7 @@ def test_yolo_export_trains_one_epoch(renders, tmp_path):
         assert images == labels and len(images) == summary[split]["images"] > 0
     line = next((root / "labels" / "train").iterdir()).read_text().split()
     assert line[0] == "0" and all(0 < float(v) <= 1 for v in line[1:])
+    exported = _files(root)
 
     import torch
 
@@ -194,6 +195,9 @@ def test_yolo_export_trains_one_epoch(renders, tmp_path):
     assert (tmp_path / "runs" / "train" / "weights" / "last.pt").stat().st_size > 0
     results = pd.read_csv(tmp_path / "runs" / "train" / "results.csv")
     assert len(results) == 1 and np.isfinite(results.filter(like="train/box_loss").to_numpy()).all()
+    export(renders, "yolo", str(root))  # a rerun over the trained-on folder: the same bytes
+    again = _files(root)
+    assert [f for f, data in exported.items() if again.get(f) != data] == []
 
 
 # -- animeceleb -----------------------------------------------------------------------------

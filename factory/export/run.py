@@ -11,7 +11,7 @@ from typing import Any
 from factory.export import LAYOUTS
 from factory.export.options import ExportOptions
 from factory.export.source import ExportError, check_kinds
-from factory.export.target import finish_folder, prepare_folder
+from factory.export.target import finish_folder, listed_files, prepare_folder
 from factory.storage import open_location
 
 
@@ -29,8 +29,9 @@ def export(data_url: str, layout: str, out_dir: str, options: ExportOptions | No
     check_kinds(data, module.KINDS, layout)
     source = os.path.abspath(data.root) if data.is_local else data.url  # the same data from any cwd
     root = prepare_folder(out_dir, source, layout)
+    kept = listed_files(root)  # a consumer's own files (label caches) beside a previous export
     summary = module.write(data, root, options or ExportOptions())
-    files = finish_folder(root, source, layout, summary)
+    files = finish_folder(root, source, layout, summary, kept)
     summary["files"] = len(files)
     return summary
 

@@ -31,7 +31,7 @@ def _read_marker(root: Path) -> dict[str, Any] | None:
         return None
 
 
-def _listed_files(root: Path) -> list[str]:
+def listed_files(root: Path) -> list[str]:
     """Files under ``root`` (relative, sorted), the marker left out."""
     found = []
     for folder, _, files in os.walk(root):
@@ -64,7 +64,7 @@ def prepare_folder(out_dir: str, data_url: str, layout: str) -> Path:
         if marker is None or (marker.get("data"), marker.get("layout")) != (data_url, layout):
             what = "has no export marker" if marker is None else f"holds the {marker.get('layout')} export of {marker.get('data')}"
             raise ExportError(f"--out {root} is not empty and {what}; give an empty or new folder")
-        _remove_previous(root, marker["files"] if marker.get("complete") else _listed_files(root))
+        _remove_previous(root, marker["files"] if marker.get("complete") else listed_files(root))
     root.mkdir(parents=True, exist_ok=True)
     _write_marker(root, {"data": data_url, "layout": layout, "complete": False})
     return root
@@ -93,8 +93,12 @@ def write_csv(root: Path, rel: str, columns: Sequence[str], rows: Iterable[Seque
     write_file(root, rel, text.getvalue())
 
 
-def finish_folder(root: Path, data_url: str, layout: str, summary: dict[str, Any]) -> list[str]:
-    """Mark the export complete (data, layout, summary, file list); returns the files."""
-    files = _listed_files(root)
+def finish_folder(root: Path, data_url: str, layout: str, summary: dict[str, Any], kept: Iterable[str] = ()) -> list[str]:
+    """Mark the export complete (data, layout, summary, file list); returns the files.
+
+    ``kept``: files that were there before the export wrote (a consumer's
+    caches), left out of the list.
+    """
+    files = sorted(set(listed_files(root)) - set(kept))
     _write_marker(root, {"data": data_url, "layout": layout, "complete": True, "summary": summary, "files": files})
     return files
