@@ -345,3 +345,18 @@ def test_export_reads_s3_data_like_local(characters, s3_env, tmp_path):
     assert from_s3.keys() == local.keys() and len(local) > 10
     assert all(from_s3[f] == local[f] for f in local if f != MARKER)
     assert json.loads(from_s3[MARKER])["data"] == f"{s3_env}/characters"
+
+
+def test_a_bad_member_is_counted_and_the_rest_goes_on(characters, tmp_path):
+    """A clip that is not a WAV and a face that does not decode: left out, counted, the rest exported."""
+    rows = [{"__key__": s.key, **s.members} for s in _samples(characters)]
+    broken = next(r for r in rows if r["__key__"] == "ep01_c_001")
+    broken["wav"], broken["jpg"] = b"RIFF but not a wav", b"not a jpeg"
+    data = _write(str(tmp_path / "broken"), rows)
+    summary = export(data, "korean-av", str(tmp_path / "kav"))
+    assert summary["bad_clips"] == ["ep01_c_001.wav"] and summary["characters"] == 3
+    table = pd.read_csv(tmp_path / "kav" / "characters.csv").set_index("character")
+    assert table.loc["ep01_c_001", "n_clips"] == 0 and table.loc["ep01_c_000", "n_clips"] == 2
+    summary = export(data, "gochiusa", str(tmp_path / "gochi"))
+    assert summary["skipped"] == {"faces_not_decoding": 1, "faces_without_frame": 1}
+    assert sum(summary["faces"].values()) == 4

@@ -14,7 +14,8 @@ within the frame. Ours, from the fields the video pipeline records:
 
 "Unresized" means the stored aligned crop (``crop_size`` pixels, eye line
 level) re-encoded as PNG without any further resize. A face lacking its
-frame index or kind is skipped and counted, never given a made-up one.
+frame index or kind, or an image that does not decode, is skipped and
+counted, never given a made-up name.
 """
 
 from __future__ import annotations
@@ -81,12 +82,10 @@ def face_name(face: Face) -> str | None:
     return f"{folder_name(face.video_id)}-{face.frame_kind}-{int(face.frame)}-{int(face.face)}.png"
 
 
-def as_png(image: bytes) -> bytes:
-    """The image re-encoded as PNG at its own size."""
+def as_png(image: bytes) -> bytes | None:
+    """The image re-encoded as PNG at its own size; None when it does not decode."""
     decoded = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_UNCHANGED)
-    if decoded is None:
-        raise ExportError("a stored face image does not decode")
-    return cv2.imencode(".png", decoded)[1].tobytes()
+    return None if decoded is None else cv2.imencode(".png", decoded)[1].tobytes()
 
 
 def write(data: Location, root: Path, options: ExportOptions) -> dict[str, Any]:
@@ -103,7 +102,11 @@ def write(data: Location, root: Path, options: ExportOptions) -> dict[str, Any]:
             if name is None:
                 skipped["faces_without_frame"] += 1
                 continue
-            write_file(root, f"{label}/{name}", as_png(sample.members[face.member]))
+            png = as_png(sample.members[face.member])
+            if png is None:
+                skipped["faces_not_decoding"] += 1
+                continue
+            write_file(root, f"{label}/{name}", png)
             per_class[label] += 1
     if not per_class:
         raise ExportError(f"no face has a class, a frame index and a k/p kind (skipped: {dict(skipped)})")
