@@ -102,6 +102,7 @@ def http_caller(port: int, body: bytes) -> Callable[[], Callable[[], None]]:
 
 def run(args: argparse.Namespace) -> list[Row]:
     import ray
+    import torch
     from ray import serve
 
     from serve.app import build_app, load_detector
@@ -113,13 +114,22 @@ def run(args: argparse.Namespace) -> list[Row]:
     backend, info = load_detector(store, DetectorSettings())
     print(f"model: {info['backend']} {info['model']}", file=sys.stderr)
     rows = []
+    # The Detector replica has num_cpus=1, so Ray gives it one torch thread; the direct call gets the same.
+    torch.set_num_threads(1)
     for c in args.concurrency:
         # Direct: decode + detect, the work a Serve request does, without Serve.
         rows.append(measure("direct", lambda: lambda: backend([decode_image(body, "image/jpeg", 1 << 24, 1 << 26)]), c, args.requests))
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": args.port})
-    for mode, batch in (("serve batch=on", args.batch_size), ("serve batch=off", 1)):
-        serve.run(build_app({"store": store, "detector": {"max_batch_size": batch}}), name="bench", route_prefix="/")
+    wait = DetectorSettings().batch_wait_timeout_s
+    modes = [
+        (f"serve batch=on (wait {wait * 1000:g} ms)", args.batch_size, wait),
+        ("serve batch=on (wait 5 ms)", args.batch_size, 0.005),
+        ("serve batch=off", 1, wait),
+    ]
+    for mode, batch, wait_s in modes:
+        detector = {"max_batch_size": batch, "batch_wait_timeout_s": wait_s}
+        serve.run(build_app({"store": store, "detector": detector}), name="bench", route_prefix="/")
         for c in args.concurrency:
             rows.append(measure(mode, http_caller(args.port, body), c, args.requests))
     serve.shutdown()

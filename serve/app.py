@@ -91,7 +91,7 @@ class Detector:
         self.detect.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
         self.settings = settings
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.001)
     async def detect(self, images: list[np.ndarray]) -> list[list[dict[str, Any]]]:
         found = await asyncio.to_thread(self.backend, images)  # keep the replica's event loop free
         return [[d.to_json() for d in faces] for faces in found]
