@@ -2,7 +2,9 @@
 
 - ``hue``: GochiUsa_Faces' baseline, a 32-bin hue histogram of the face
   (pixels with some saturation and brightness only: the black outlines and
-  white highlights of anime faces have no meaningful hue);
+  white highlights of anime faces have no meaningful hue; and only inside an
+  ellipse where the aligned face and hair are, since the crop's corners show
+  the background, which changes from shot to shot);
 - ``classifier:NAME[@VERSION]``: the pooled backbone features of a stored
   age/gender classifier (factory/train/classifier_model.py), offline.
 
@@ -21,6 +23,7 @@ import torch
 HUE_BINS = 32
 MIN_SATURATION = 40  # of 255 (OpenCV HSV); below this a pixel's hue is noise
 MIN_VALUE = 40
+FACE_CENTRE_Y, FACE_AXES = 0.45, (0.40, 0.48)  # of the aligned crop's height / width
 
 
 class Embedder(Protocol):
@@ -32,6 +35,13 @@ class Embedder(Protocol):
     def __call__(self, faces: Sequence[np.ndarray]) -> np.ndarray: ...
 
 
+def _face_mask(height: int, width: int) -> np.ndarray:
+    """An ellipse inside the aligned crop: face and hair, not the background in its corners."""
+    mask = np.zeros((height, width), np.uint8)
+    cv2.ellipse(mask, (width // 2, int(height * FACE_CENTRE_Y)), (int(width * FACE_AXES[0]), int(height * FACE_AXES[1])), 0, 0, 360, 1, -1)
+    return mask.astype(bool)
+
+
 class HueEmbedder:
     """32-bin hue histogram per face, L1-normalised (GochiUsa's baseline)."""
 
@@ -41,7 +51,7 @@ class HueEmbedder:
         rows = []
         for rgb in faces:
             hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
-            coloured = (hsv[..., 1] >= MIN_SATURATION) & (hsv[..., 2] >= MIN_VALUE)
+            coloured = (hsv[..., 1] >= MIN_SATURATION) & (hsv[..., 2] >= MIN_VALUE) & _face_mask(*hsv.shape[:2])
             hist, _ = np.histogram(hsv[..., 0][coloured], bins=HUE_BINS, range=(0, 180))
             rows.append(hist / max(hist.sum(), 1))
         return np.asarray(rows, np.float32).reshape(len(rows), HUE_BINS)

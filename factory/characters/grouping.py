@@ -19,7 +19,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 CANNOT_LINK = 1e6
-DEFAULT_THRESHOLD = 0.35  # cosine distance; docs/CHARACTERS.md has the measurements behind it
+DEFAULT_THRESHOLD = 0.15  # cosine distance; docs/CHARACTERS.md has the measurements behind it
 
 
 @dataclass(frozen=True)

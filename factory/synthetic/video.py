@@ -52,6 +52,10 @@ CHARACTERS: dict[str, Character] = {
     "a": Character(skin=(250, 214, 184), hair=(110, 60, 35), iris=(60, 110, 200), voice="en+f3"),
     "b": Character(skin=(232, 186, 146), hair=(45, 45, 70), iris=(40, 140, 80), voice="en+m3"),
     "c": Character(skin=(255, 226, 204), hair=(215, 130, 50), iris=(150, 80, 40), voice="en+f2"),
+    # Anime-bright hair colours, told apart by hue (identity-grouping tests).
+    "blue": Character(skin=(250, 220, 200), hair=(40, 90, 220), iris=(40, 60, 180), voice="en+f4"),
+    "green": Character(skin=(245, 210, 180), hair=(50, 170, 70), iris=(30, 120, 60), voice="en+m1"),
+    "pink": Character(skin=(255, 225, 210), hair=(235, 90, 170), iris=(180, 40, 120), voice="en+f1"),
 }
 
 
