@@ -384,6 +384,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-score", type=float, default=t.keep_score, help="score that keeps a track alive")
     parser.add_argument("--min-track-s", type=float, default=t.min_duration_s, help="shortest track kept, seconds")
     parser.add_argument("--crop-size", type=int, default=AlignSettings.crop_size, help="aligned face side, pixels")
+    parser.add_argument("--characters", metavar="URL", help="then group the tracks into character samples under URL (`factory characters`, defaults)")
 
 
 def config_from_args(args: argparse.Namespace) -> VideoConfig:
@@ -412,6 +413,11 @@ def run_video_from_args(args: argparse.Namespace) -> int:
         f"{result.inputs_total} videos ({result.inputs_skipped} already done): "
         f"{counts.get('samples', 0)} face tracks, {counts.get('errors', 0)} errors -> {args.out}"
     )
+    if args.characters:
+        from factory.characters.run import run_characters
+
+        info = run_characters(args.out, args.characters)
+        print(f"{info.get('counts', {}).get('samples', 0)} characters -> {args.characters}")
     return 0
 
 
