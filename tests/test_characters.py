@@ -142,3 +142,11 @@ def test_cli_writes_character_samples_resumes_and_applies_corrections(cast_datas
     assert set(kept + metas[other]["tracks"]) == set(by_track[kept[0]]["tracks"])
     assert by_track[moved]["tracks"] == [moved] and by_track[moved]["name"] == "Rin"
     assert len([m for m in after.values() if m["scope"] == scope]) == len([m for m in metas.values() if m["scope"] == scope])
+
+
+def test_video_cli_groups_characters_at_its_end(cast_videos, tmp_path, ray_local):
+    out, chars = str(tmp_path / "video"), str(tmp_path / "chars")
+    video = cast_videos["cast3d"].path
+    assert main(["video", "--input", str(video), "--out", out, "--style", "any", "--characters", chars]) == 0
+    metas = [json.loads(s["json"]) for s in _characters(chars).values()]
+    assert len(metas) == len(set(ORDERS["cast3d"])) and all(m["kind"] == "character" for m in metas)
