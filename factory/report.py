@@ -5,7 +5,9 @@ histogram of every numeric top-level json field, a contact sheet), plus the
 source papers' figures for the sample kinds that carry their fields
 (``KIND_FIGURES``): clip-length histogram, style counts, faces per video,
 gender and age shares for ``video_face``; style and partition counts and
-head-angle histograms for ``render``.
+head-angle histograms for ``render``; faces and voice seconds per character
+and gender / age shares of characters for ``character`` (whose contact sheet
+shows one character per row).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from factory.storage import Location  # noqa: E402
 from factory.summary import summarize  # noqa: E402
 
 IMAGE_FIELDS = ("jpg", "png", "jpeg")
+CHARACTER_ROW = 5  # contact-sheet cells per character: its 1-5 faces
 
 
 @dataclass(frozen=True)
@@ -122,32 +125,68 @@ def _render_figures(metas: list[dict], folder: str) -> list[str]:
     return figs
 
 
+def _character_figures(metas: list[dict], folder: str) -> list[str]:
+    """The Korean set's figures: faces and voice seconds per character, gender and age shares (figs. 2-3)."""
+    figs = [
+        _histogram("faces_per_character", [float(len(m.get("faces") or [])) for m in metas], folder),
+        _histogram("audio_seconds_per_character", [float(m.get("audio_s") or 0.0) for m in metas], folder),
+    ]
+    for task in ("gender", "age_group"):
+        counts = collections.Counter((m.get("labels") or {}).get(task) for m in metas)
+        counts.pop(None, None)
+        if counts:
+            figs.append(_bar(counts, f"characters by {task}", folder, f"characters_{task}.png"))
+    return figs
+
+
 # Registry: sample kind -> the source paper's figures for it.
 KIND_FIGURES: dict[str, Callable[[list[dict], str], list[str]]] = {
     "video_face": _video_face_figures,
     "render": _render_figures,
+    "character": _character_figures,
 }
 
 
+def _sample_images(sample: dict) -> tuple[list[bytes], bool]:
+    """The sample's main image, or all of a character's faces; and whether it is a character."""
+    field = next((f for f in IMAGE_FIELDS if f in sample), None)
+    if field is None:
+        return [], False
+    try:
+        character = json.loads(sample.get("json") or b"{}").get("kind") == "character"
+    except (ValueError, AttributeError):
+        character = False
+    extra = [sample[f"face{n}.jpg"] for n in range(1, 5) if character and f"face{n}.jpg" in sample]
+    return [sample[field], *extra], character
+
+
 def contact_sheet(out: Location, settings: ReportSettings) -> Image.Image | None:
-    """Tile the first image samples into one picture (None if there are none)."""
-    thumbs = []
+    """Tile the first image samples into one picture (None if there are none).
+
+    Character samples are grouped: each character's faces fill a row of their own.
+    """
+    thumbs: list[Image.Image | None] = []  # None: an empty cell closing a character's row
+    grouped = False
     for sample in iter_samples(out):
-        field = next((f for f in IMAGE_FIELDS if f in sample), None)
-        if field is None:
-            continue
-        img = Image.open(io.BytesIO(sample[field])).convert("RGBA")
-        img.thumbnail((settings.thumb_px, settings.thumb_px))
-        thumbs.append(img)
+        images, character = _sample_images(sample)
+        grouped = grouped or character
+        for data in images:
+            img = Image.open(io.BytesIO(data)).convert("RGBA")
+            img.thumbnail((settings.thumb_px, settings.thumb_px))
+            thumbs.append(img)
+        if character:
+            thumbs.extend([None] * (-len(thumbs) % CHARACTER_ROW))
         if len(thumbs) >= settings.thumbnails:
             break
     if not thumbs:
         return None
-    cols = int(np.ceil(np.sqrt(len(thumbs))))
+    cols = CHARACTER_ROW if grouped else int(np.ceil(np.sqrt(len(thumbs))))
     rows = int(np.ceil(len(thumbs) / cols))
     px = settings.thumb_px
     sheet = Image.new("RGBA", (cols * px, rows * px), (40, 40, 40, 255))
     for i, t in enumerate(thumbs):
+        if t is None:
+            continue
         sheet.alpha_composite(t, ((i % cols) * px + (px - t.width) // 2, (i // cols) * px + (px - t.height) // 2))
     return sheet
 

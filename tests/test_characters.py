@@ -7,12 +7,14 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from factory.characters.corrections import apply_corrections, parse_corrections
 from factory.characters.embed import make_embedder
 from factory.characters.grouping import TrackInfo, adjusted_rand_index, cannot_link, cluster, confidences, distances
 from factory.characters.run import TRACKS_PARQUET, group_tracks, read_tracks
 from factory.cli import main
+from factory.report import _character_figures
 from factory.pipelines.video import VideoConfig, run_video
 from factory.shards import iter_samples
 from factory.storage import open_location
@@ -121,6 +123,12 @@ def test_cli_writes_character_samples_resumes_and_applies_corrections(cast_datas
     dataset = json.loads(open(f"{out}/dataset.json").read())
     assert dataset["status"] == "complete" and dataset["counts"]["per_kind"] == {"character": len(samples)}
 
+    assert main(["report", "--data", out, "--out", str(tmp_path / "report")]) == 0
+    for figure in ("hist_faces_per_character.png", "hist_audio_seconds_per_character.png"):
+        assert (tmp_path / "report" / figure).stat().st_size > 0
+    sheet = Image.open(tmp_path / "report" / "contact_sheet.png")
+    assert sheet.size == (5 * 96, len(samples) * 96)  # one row per character
+
     shards = sorted((tmp_path / "chars" / "shards").iterdir())
     assert main(["characters", "--data", cast_dataset, "--out", out]) == 0  # rerun: nothing new
     assert sorted((tmp_path / "chars" / "shards").iterdir()) == shards
@@ -150,3 +158,11 @@ def test_video_cli_groups_characters_at_its_end(cast_videos, tmp_path, ray_local
     assert main(["video", "--input", str(video), "--out", out, "--style", "any", "--characters", chars]) == 0
     metas = [json.loads(s["json"]) for s in _characters(chars).values()]
     assert len(metas) == len(set(ORDERS["cast3d"])) and all(m["kind"] == "character" for m in metas)
+
+
+def test_report_shares_characters_by_gender_and_age(tmp_path):
+    metas = [{"faces": [{}], "audio_s": 4.0, "labels": {"gender": g, "age_group": "20+"}} for g in ("male", "female", "female")]
+    metas.append({"faces": [{}, {}], "audio_s": 0.0})  # unlabelled: counted in no share
+    figures = _character_figures(metas, str(tmp_path))
+    assert {"characters_gender.png", "characters_age_group.png"} <= set(figures)
+    assert all((tmp_path / f).stat().st_size > 0 for f in figures)
