@@ -11,11 +11,18 @@ from PIL import Image
 
 from factory.characters.corrections import apply_corrections, parse_corrections
 from factory.characters.embed import make_embedder
-from factory.characters.grouping import TrackInfo, adjusted_rand_index, cannot_link, cluster, confidences, distances
+from factory.characters.grouping import (
+    TrackInfo,
+    adjusted_rand_index,
+    cannot_link,
+    cluster,
+    confidences,
+    distances,
+)
 from factory.characters.run import TRACKS_PARQUET, group_tracks, read_tracks
 from factory.cli import main
-from factory.report import _character_figures
 from factory.pipelines.video import VideoConfig, run_video
+from factory.report import _character_figures
 from factory.shards import iter_samples
 from factory.storage import open_location
 from factory.synthetic.video import Placement, SpeechLine, VideoSpec, make_video
@@ -120,7 +127,7 @@ def test_cli_writes_character_samples_resumes_and_applies_corrections(cast_datas
     assert any(m["voices"] for m in metas.values())
     table = pq.read_table(f"{out}/{TRACKS_PARQUET}").to_pylist()
     assert sorted(r["track_key"] for r in table) == sorted(t for m in metas.values() for t in m["tracks"])
-    dataset = json.loads(open(f"{out}/dataset.json").read())
+    dataset = json.loads((tmp_path / "chars" / "dataset.json").read_text())
     assert dataset["status"] == "complete" and dataset["counts"]["per_kind"] == {"character": len(samples)}
 
     assert main(["report", "--data", out, "--out", str(tmp_path / "report")]) == 0
@@ -134,9 +141,9 @@ def test_cli_writes_character_samples_resumes_and_applies_corrections(cast_datas
     assert sorted((tmp_path / "chars" / "shards").iterdir()) == shards
 
     # Corrections: merge the first two characters of a video, split one track out, name it.
-    first = sorted(k for k, m in metas.items() if len(m["tracks"]) >= 2)[0]
+    first = min(k for k, m in metas.items() if len(m["tracks"]) >= 2)
     scope = metas[first]["scope"]
-    other = sorted(k for k, m in metas.items() if m["scope"] == scope and k != first)[0]
+    other = min(k for k, m in metas.items() if m["scope"] == scope and k != first)
     moved = metas[first]["tracks"][-1]
     csv = tmp_path / "fix.csv"
     csv.write_text(f"action,subject,target,name\nmerge,{other},{first},\nsplit,{moved},,Rin\n")

@@ -14,7 +14,8 @@ cosine distance between tracks is ``1 - a @ b``.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -90,9 +91,3 @@ def make_embedder(spec: str) -> Embedder:
         raise ValueError("--embedding classifier needs a model name: classifier:NAME[@VERSION]")
     return EMBEDDINGS[name](arg)
 
-
-def track_embedding(embedder: Embedder, faces: Sequence[np.ndarray]) -> np.ndarray:
-    """Mean of the faces' embeddings, L2-normalised (a zero vector stays zero)."""
-    mean = embedder(faces).mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    return mean / norm if norm > 0 else mean

@@ -11,15 +11,15 @@ tracks each. Labels are numbered in order of each character's first track.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 CANNOT_LINK = 1e6
-DEFAULT_THRESHOLD = 0.15  # cosine distance; docs/CHARACTERS.md has the measurements behind it
+DEFAULT_THRESHOLD = 0.1  # cosine distance; docs/CHARACTERS.md has the measurements behind it
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from factory.characters.corrections import apply_corrections, parse_corrections
-from factory.characters.embed import DEFAULT_EMBEDDING, Embedder, make_embedder, track_embedding
-from factory.characters.grouping import DEFAULT_THRESHOLD, TrackInfo, cannot_link, cluster, confidences, distances, renumber
+from factory.characters.embed import DEFAULT_EMBEDDING, Embedder, make_embedder
+from factory.characters.grouping import (
+    DEFAULT_THRESHOLD,
+    TrackInfo,
+    cannot_link,
+    cluster,
+    confidences,
+    distances,
+    renumber,
+)
 from factory.characters.samples import TrackSample, character_row
 from factory.dataset import DatasetError, check_owner, finalize, prepare
 from factory.shards import SequentialAllocator, ShardedWriter, iter_samples, make_key
@@ -64,7 +72,7 @@ def read_tracks(data_url: str, embedder: Embedder) -> tuple[list[TrackSample], l
             norms = np.linalg.norm(embedded, axis=1, keepdims=True)
             track.face_embeddings = embedded / np.where(norms > 0, norms, 1.0)
             tracks.append(track)
-        except Exception as exc:  # a bad track is an error row; the rest goes on
+        except (ValueError, KeyError, RuntimeError, cv2.error) as exc:  # a bad track is an error row; the rest goes on
             message = f"track {sample['__key__']}: {type(exc).__name__}: {exc}".splitlines()[0]
             errors.append({"__key__": make_key(sample["__key__"], "error"), "__error__": message, "__input__": "errors"})
     return tracks, errors

@@ -57,15 +57,15 @@ def choose_faces(tracks: list[TrackSample], limit: int = MAX_FACES) -> list[tupl
     first = max(range(len(tracks)), key=lambda t: tracks[t].meta.get("frontal_score") or 0.0)
     chosen = [(first, 0)]
     while len(chosen) < min(limit, len(candidates)):
-        used = {t for t, _ in chosen}
-
-        def score(c: tuple[int, int]) -> float:
-            e = tracks[c[0]].face_embeddings[c[1]]
-            d = min(1.0 - float(e @ tracks[t].face_embeddings[f]) for t, f in chosen)
-            return d + (NEW_TRACK_BONUS if c[0] not in used else 0.0)
-
-        chosen.append(max((c for c in candidates if c not in chosen), key=score))
+        chosen.append(max((c for c in candidates if c not in chosen), key=lambda c: _novelty(tracks, chosen, c)))
     return chosen
+
+
+def _novelty(tracks: list[TrackSample], chosen: list[tuple[int, int]], candidate: tuple[int, int]) -> float:
+    """Cosine distance to the nearest chosen face, plus a bonus for a track not chosen yet."""
+    e = tracks[candidate[0]].face_embeddings[candidate[1]]
+    d = min(1.0 - float(e @ tracks[t].face_embeddings[f]) for t, f in chosen)
+    return d + (NEW_TRACK_BONUS if all(t != candidate[0] for t, _ in chosen) else 0.0)
 
 
 def _majority(values: list[str]) -> str | None:
