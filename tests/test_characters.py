@@ -19,11 +19,17 @@ from factory.characters.grouping import (
     confidences,
     distances,
 )
-from factory.characters.run import TRACKS_PARQUET, group_tracks, read_tracks
+from factory.characters.run import (
+    TRACKS_PARQUET,
+    group_tracks,
+    read_tracks,
+    run_characters,
+)
 from factory.cli import main
+from factory.dataset import read_errors
 from factory.pipelines.video import VideoConfig, run_video
 from factory.report import _character_figures
-from factory.shards import iter_samples
+from factory.shards import SequentialAllocator, ShardedWriter, iter_samples
 from factory.storage import open_location
 from factory.synthetic.video import Placement, SpeechLine, VideoSpec, make_video
 
@@ -173,3 +179,31 @@ def test_report_shares_characters_by_gender_and_age(tmp_path):
     figures = _character_figures(metas, str(tmp_path))
     assert {"characters_gender.png", "characters_age_group.png"} <= set(figures)
     assert all((tmp_path / f).stat().st_size > 0 for f in figures)
+
+
+def test_scope_all_groups_across_videos(cast_dataset, cast_videos, tmp_path):
+    out = str(tmp_path / "all")
+    info = run_characters(cast_dataset, out, scope="all")
+    metas = [json.loads(s["json"]) for s in _characters(out).values()]
+    assert all(m["character_id"].startswith("all_c_") and m["scope"] == "all" for m in metas)
+    tracks, _ = read_tracks(cast_dataset, make_embedder("hue"))
+    truth = {t.key: _truth(t, cast_videos) for t in tracks}
+    labels = {t: m["character_id"] for m in metas for t in m["tracks"]}
+    ari = adjusted_rand_index([truth[k] for k in truth], [labels[k] for k in truth])
+    print(f"hue ARI across both videos (2D and 3D): {ari:.3f}, {len(metas)} characters")
+    assert info["counts"]["samples"] == len(metas) and ari >= 0.9
+    assert any(len(m["video_ids"]) == 2 for m in metas)
+
+
+def test_an_unreadable_track_is_one_error_row(cast_dataset, tmp_path):
+    good = next(s for s in iter_samples(open_location(cast_dataset)) if "json" in s)
+    bad = {"__key__": "broken_t_000", "json": json.loads(good["json"]) | {"video_id": "broken"}, "jpg": b"not a jpeg"}
+    data = open_location(str(tmp_path / "video"))
+    with ShardedWriter(data, SequentialAllocator()) as writer:
+        for row in (bad, {k: v for k, v in good.items() if k != "__shard__"}):
+            row.update({"__input__": row["__key__"], "__input_rows__": 1, "__split__": "all"})
+            writer.write(row)
+    info = run_characters(data.url, str(tmp_path / "chars"))
+    errors = read_errors(open_location(str(tmp_path / "chars"))).to_pylist()
+    assert info["counts"]["errors"] == 1 and "broken_t_000" in errors[0]["error"]
+    assert info["counts"]["per_kind"] == {"character": 1}
