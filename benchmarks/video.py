@@ -9,7 +9,7 @@ All figures come from one run on the same synthetic inputs (factory/synthetic/vi
   with and without the decode thread;
 - Ray: `run_video` over the short videos with 1 and with 2 actors;
 - peak RSS of a fresh process mining a 1-minute 720p video and the same
-  looped to 10 minutes (flat in length?).
+  looped to 3 and 10 minutes (flat in length?).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -128,30 +129,36 @@ def peak_rss_mb(path: Path) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def long_video(folder: Path, minutes: int) -> tuple[Path, Path]:
-    """A 1-minute 720p synthetic video (two shots, speech) and the same looped to ``minutes``."""
+def long_videos(folder: Path, minutes: tuple[int, ...]) -> dict[int, Path]:
+    """A 1-minute 720p synthetic video (two shots, speech) and the same looped to each length in ``minutes``."""
     spec = VideoSpec(style="3d", duration_s=60.0, width=1280, height=720, cut_s=30.3, seed=7)
-    minute = make_video(folder / "minute.mp4", spec).path
-    looped = folder / f"long{minutes}m.mp4"
-    loop = ["ffmpeg", "-v", "error", "-y", "-stream_loop", str(minutes - 1), "-i", str(minute), "-c", "copy", str(looped)]
-    subprocess.run(loop, check=True)
-    return minute, looped
+    videos = {1: make_video(folder / "minute.mp4", spec).path}
+    for n in minutes:
+        videos[n] = folder / f"long{n}m.mp4"
+        loop = ["ffmpeg", "-v", "error", "-y", "-stream_loop", str(n - 1), "-i", str(videos[1]), "-c", "copy", str(videos[n])]
+        subprocess.run(loop, check=True)
+    return videos
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long-min", type=int, default=10, help="minutes of the long 720p video for peak RSS")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved decode-only / end-to-end repeats")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         shorts = [make_video(folder / f"short{i}.mp4", replace(SHORT, seed=i)).path for i in range(4)]
-        minute, long_path = long_video(folder, args.long_min)
-        frames, decode_s = decode_only(shorts)
-        total_s, stages = end_to_end(shorts, prefetch=1)
-        serial_s, _ = end_to_end(shorts, prefetch=0)
+        longs = long_videos(folder, (3, args.long_min))
+        # Interleaved repeats, median of each: other load on the machine hits both sides alike.
+        runs = [(decode_only(shorts), end_to_end(shorts, prefetch=1), end_to_end(shorts, prefetch=0)) for _ in range(args.repeats)]
+        frames = runs[0][0][0]
+        decode_s = statistics.median(r[0][1] for r in runs)
+        total_s = statistics.median(r[1][0] for r in runs)
+        serial_s = statistics.median(r[2][0] for r in runs)
+        stages = {k: statistics.median(r[1][1][k] for r in runs) for k in runs[0][1][1]}
         ray_s = ray_runs(shorts, folder)
-        rss = {"1 min 720p": peak_rss_mb(minute), f"{args.long_min} min 720p": peak_rss_mb(long_path)}
+        rss = {f"{n} min 720p": peak_rss_mb(path) for n, path in sorted(longs.items())}
     figures = {
         "inputs": "4 synthetic 3D videos, 12 s, 640x360, 24 fps; sampling every 0.5 s",
         "sampled_frames": frames,
