@@ -155,6 +155,10 @@ def test_cli_writes_character_samples_resumes_and_applies_corrections(cast_datas
     csv.write_text(f"action,subject,target,name\nmerge,{other},{first},\nsplit,{moved},,Rin\n")
     assert main(["characters", "--data", cast_dataset, "--out", out, "--corrections", str(csv)]) == 1
     assert "new --out" in capsys.readouterr().err  # other settings never mix into an old OUT
+    typo = tmp_path / "typo.csv"
+    typo.write_text("action,subject,target,name\nname,nobody_t_000,,Rin\n")
+    assert main(["characters", "--data", cast_dataset, "--out", str(tmp_path / "typo"), "--corrections", str(typo)]) == 1
+    assert "line 2" in capsys.readouterr().err and not (tmp_path / "typo").exists()
     fixed = str(tmp_path / "fixed")
     assert main(["characters", "--data", cast_dataset, "--out", fixed, "--corrections", str(csv)]) == 0
     after = {k: json.loads(s["json"]) for k, s in _characters(fixed).items()}

@@ -27,7 +27,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from factory.characters.corrections import apply_corrections, parse_corrections
+from factory.characters.corrections import (
+    Correction,
+    apply_corrections,
+    parse_corrections,
+)
 from factory.characters.embed import DEFAULT_EMBEDDING, Embedder, make_embedder
 from factory.characters.grouping import (
     DEFAULT_THRESHOLD,
@@ -99,9 +103,9 @@ def _scopes(tracks: list[TrackSample], scope: str) -> dict[str, list[TrackSample
 
 
 def characters_of_scope(
-    scope_id: str, tracks: list[TrackSample], threshold: float, corrections: list, embedding: dict[str, Any]
-) -> tuple[list[dict], list[dict]]:
-    """Character rows and tracks.parquet rows of one scope."""
+    scope_id: str, tracks: list[TrackSample], threshold: float, corrections: list[Correction], embedding: dict[str, Any]
+) -> tuple[list[dict], list[dict], set[int]]:
+    """Character rows, tracks.parquet rows and the corrections' lines used, of one scope."""
     labels, conf = group_tracks(tracks, threshold)
     auto_ids = [make_key(scope_id, "c", f"{n:03d}") for n in range(int(labels.max()) + 1)] if len(labels) else []
     keys = [t.key for t in tracks]
@@ -120,7 +124,7 @@ def characters_of_scope(
             {"track_key": t.key, "video_id": t.video_id, "character_id": cid, "confidence": x, "name": names.get(c)}
             for t, x in zip(members, member_conf)
         ]
-    return rows, table
+    return rows, table, {c.line for c in own}
 
 
 def _tracks_parquet(rows: list[dict]) -> bytes:
@@ -158,15 +162,22 @@ def run_characters(
         if existing.get("status") == "complete":
             log.info("%s is complete with these settings; nothing to do", out.url)
             return existing
-    state = prepare(out, PIPELINE, config)
     embedder = make_embedder(embedding)
     tracks, errors = read_tracks(data_url, embedder)
     record = {"name": embedder.name, "version": embedder.version}
     table: list[dict] = []
+    by_scope: dict[str, list[dict]] = {}
+    used: set[int] = set()
+    for scope_id, members in _scopes(tracks, scope).items():
+        by_scope[scope_id], scope_table, lines = characters_of_scope(scope_id, members, threshold, corrections, record)
+        table += scope_table
+        used |= lines
+    unused = [c.line for c in corrections if c.line not in used]
+    if unused:  # a typo must not pass silently
+        raise ValueError(f"corrections line {unused[0]}: no track or character of this dataset is called that")
+    state = prepare(out, PIPELINE, config)  # claimed only now: a bad CSV or embedding leaves OUT untouched
     with ShardedWriter(out, SequentialAllocator(state.next_shard), skip_keys=state.committed_keys, writer_id=PIPELINE) as writer:
-        for scope_id, members in _scopes(tracks, scope).items():
-            rows, scope_table = characters_of_scope(scope_id, members, threshold, corrections, record)
-            table += scope_table
+        for scope_id, rows in by_scope.items():
             for row in rows:
                 row.update({"__input__": scope_id, "__input_rows__": len(rows), "__split__": "all"})
                 writer.write(row)
