@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -211,3 +212,20 @@ def test_an_unreadable_track_is_one_error_row(cast_dataset, tmp_path):
     errors = read_errors(open_location(str(tmp_path / "chars"))).to_pylist()
     assert info["counts"]["errors"] == 1 and "broken_t_000" in errors[0]["error"]
     assert info["counts"]["per_kind"] == {"character": 1}
+
+
+def test_characters_export_as_gochiusa_and_korean_av(cast_dataset, tmp_path):
+    """The whole chain: mined tracks -> characters -> the papers' folder layouts."""
+    from factory.export.run import export
+
+    chars = str(tmp_path / "chars")
+    assert main(["characters", "--data", cast_dataset, "--out", chars]) == 0
+    metas = [json.loads(s["json"]) for s in _characters(chars).values()]
+    faces = sum(len(m["faces"]) for m in metas)
+    gochiusa = export(chars, "gochiusa", str(tmp_path / "gochiusa"))
+    names = [p.name for p in (tmp_path / "gochiusa").rglob("*.png")]
+    assert len(names) == faces and gochiusa["files"] >= faces
+    assert all(re.fullmatch(r".+-[kp]-\d+-\d+\.png", n) for n in names)
+    export(chars, "korean-av", str(tmp_path / "korean-av"))
+    folders = [p for p in (tmp_path / "korean-av").iterdir() if p.is_dir()]
+    assert len(folders) == len(metas)

@@ -36,13 +36,14 @@ class TrackSample:
 
 def _face_record(track: TrackSample, i: int, file: str) -> dict[str, Any]:
     m = track.meta
-    times, frames = m.get("face_times") or [], m.get("face_frames") or []
+    times, frames, kinds = m.get("face_times") or [], m.get("face_frames") or [], m.get("face_frame_kinds") or []
     first = i == 0  # the video pipeline measures only the track's best (first) face
     return {
         "track_key": track.key,
         "video_id": track.video_id,
         "face_time_s": times[i] if i < len(times) else (m.get("face_time_s") if first else None),
         "frame_index": frames[i] if i < len(frames) else None,
+        "frame_kind": kinds[i] if i < len(kinds) else None,  # k = key frame, p = other (gochiusa names)
         "yaw": m.get("yaw") if first else None,
         "frontal_score": m.get("frontal_score") if first else None,
         "file": file,
