@@ -94,6 +94,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _own_ports() -> list[str]:
+    """Free ports for what every node otherwise binds at a fixed default (agent 52365, client
+    server 10001), so a node never collides with another Ray on this machine."""
+    return ["--dashboard-agent-listen-port", str(_free_port()), "--ray-client-server-port", str(_free_port())]
+
+
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # jobs run this venv's python
@@ -134,7 +140,7 @@ def cluster(tmp_path_factory):
     subprocess.run(
         [str(BIN / "ray"), "start", "--head", "--num-cpus", "2", "--resources", json.dumps({"blender": 1}),
          "--port", str(gcs), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash),
-         "--include-dashboard", "true", "--temp-dir", str(temp_dir), "--disable-usage-stats"],
+         "--include-dashboard", "true", "--temp-dir", str(temp_dir), "--disable-usage-stats", *_own_ports()],
         env=_env(), check=True, capture_output=True, timeout=180,
     )
     address = f"http://127.0.0.1:{dash}"
@@ -214,7 +220,7 @@ def test_render_actors_land_on_both_nodes(cluster, tmp_path_factory, tmp_path):
     env = {**_env(), "RAY_AUTH_MODE": "token"}  # a joining node must send the cluster token
     subprocess.run(
         [str(BIN / "ray"), "start", "--address", cluster["gcs"], "--num-cpus", "1",
-         "--resources", json.dumps({"blender": 1}), "--temp-dir", str(temp_dir), "--disable-usage-stats"],
+         "--resources", json.dumps({"blender": 1}), "--temp-dir", str(temp_dir), "--disable-usage-stats", *_own_ports()],
         env=env, check=True, capture_output=True, timeout=180,
     )
     rng = np.random.default_rng(0)
