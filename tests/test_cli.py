@@ -70,6 +70,7 @@ def test_demo_writes_committed_shards_that_inspect_summarises(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     for name in ("detector", "classifier"):  # trained for `serve run serve.app:app`
         assert (tmp_path / "store" / name / "1" / "model.json").is_file()
+    _serve_answers_with_the_demo_models(store["FACTORY_MODEL_STORE"], tmp_path)
     summary = json.loads(factory("inspect", str(tmp_path / "demo" / "frames"), "--json").stdout)
     assert summary["status"] == "complete"
     assert summary["kinds"] == {"video_frame": summary["samples"]}
@@ -84,3 +85,26 @@ def test_demo_writes_committed_shards_that_inspect_summarises(tmp_path):
     assert "video: skipped 4 of 4 inputs already complete" in again.stdout
     assert "render: skipped 2 of 2 inputs already complete" in again.stdout
     assert "detector and classifier already in" in again.stdout
+
+
+def _serve_answers_with_the_demo_models(store: str, tmp_path) -> None:
+    """What a user does right after `make demo`: `serve run` the shipped config and call it."""
+    from tests.serve_helpers import free_port, request, serve_run
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    renders = next((tmp_path / "demo" / "render").glob("shards/*.tar"))
+    with serve_run(store, tmp_path, port):
+        models = request(base, "/models")[1]
+        assert models["detector"]["backend"] == "yolo" and models["detector"]["model"] == "detector@1"
+        assert models["classifier"]["model"] == "classifier@1"
+        status, body = request(base, "/analyze", _first_png(renders), "image/png")
+        assert status == 200 and isinstance(body["faces"], list), body
+
+
+def _first_png(shard) -> bytes:
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith(".png"))
+        return tar.extractfile(member).read()

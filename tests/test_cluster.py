@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -122,12 +123,35 @@ def _wait_for_job_agent(address: str, timeout_s: float = 120) -> None:
         time.sleep(2)
 
 
-def _stop_nodes(*temp_dirs: Path) -> None:
-    """Stop the nodes started with these temp dirs (a plain `ray stop` would
-    also kill the test session's embedded Ray)."""
-    for sig in ("TERM", "KILL"):
-        for temp_dir in temp_dirs:
-            subprocess.run(["pkill", f"-{sig}", "-f", str(temp_dir)], check=False)
+def _pids(pattern: str) -> set[int]:
+    done = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
+    return {int(p) for p in done.stdout.split()}
+
+
+def _with_descendants(pids: set[int]) -> set[int]:
+    """The processes and all their children (agents rename themselves, so only the tree finds them)."""
+    found, todo = set(pids), list(pids)
+    while todo:
+        done = subprocess.run(["ps", "-o", "pid=", "--ppid", str(todo.pop())], capture_output=True, text=True, check=False)
+        children = {int(p) for p in done.stdout.split()} - found
+        found |= children
+        todo += children
+    return found
+
+
+def _stop_nodes(gcs: str, *temp_dirs: Path) -> None:
+    """Stop the nodes started with these temp dirs, their agents and the head's client server
+    (found by the GCS address); a plain `ray stop` would also kill the test session's embedded Ray."""
+    pids = _pids(f"address=[0-9.]+:{gcs.rsplit(':', 1)[1]}( |$)")  # the node IP, not 127.0.0.1
+    for temp_dir in temp_dirs:
+        pids |= _pids(str(temp_dir))
+    pids = _with_descendants(pids) - {os.getpid()}
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
         time.sleep(2)
 
 
@@ -147,7 +171,7 @@ def cluster(tmp_path_factory):
     _wait_for_job_agent(address)
     added: list[Path] = []
     yield {"dashboard": address, "gcs": f"127.0.0.1:{gcs}", "added": added}
-    _stop_nodes(temp_dir, *added)
+    _stop_nodes(f"127.0.0.1:{gcs}", temp_dir, *added)
 
 
 @pytest.fixture(scope="module")

@@ -9,53 +9,27 @@ bad request /healthz must still answer 200: a bad request never kills a replica.
 from __future__ import annotations
 
 import io
-import json
-import os
-import signal
-import socket
 import struct
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 from factory.synthetic.faces import FaceDatasetConfig, SIZE, make_characters, draw_character, write_face_dataset
 from factory.train.classifier import ClassifierConfig, train_classifier
 from factory.train.detector import DetectorConfig, train_detector
+from tests.serve_helpers import free_port, request, serve_run
 
-REPO = Path(__file__).resolve().parents[1]
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-PORT = _free_port()
+PORT = free_port()
 BASE = f"http://127.0.0.1:{PORT}"
 KEY = "test-key-123"
 pytestmark = pytest.mark.slow
 
 
 def _request(path: str, body: bytes | None = None, content_type: str | None = None, key: str | None = KEY):
-    """(status, parsed JSON body) of one request."""
-    headers = {"Content-Type": content_type} if content_type else {}
-    if key is not None:
-        headers["X-API-Key"] = key
-    req = urllib.request.Request(BASE + path, data=body, headers=headers, method="POST" if body is not None else "GET")
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
+    """(status, parsed JSON body) of one request to the module's server."""
+    return request(BASE, path, body, content_type, key)
 
 
 @pytest.fixture(scope="module")
@@ -70,39 +44,8 @@ def store(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def server(store, tmp_path_factory):
-    # serve/config.yaml as shipped, on a free port (`serve run IMPORT_PATH` has no port flag).
-    config = yaml.safe_load((REPO / "serve" / "config.yaml").read_text())
-    config["http_options"]["port"] = PORT
-    config_path = tmp_path_factory.mktemp("serve-config") / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    # "--address local": a fresh embedded Ray, never a cluster some `ray start` left behind.
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(FACTORY_MODEL_STORE=store, FACTORY_API_KEY=KEY, PYTHONPATH=str(REPO), RAY_USAGE_STATS_ENABLED="0")
-    log = (tmp_path_factory.mktemp("serve-log") / "serve.log").open("wb")
-    serve_bin = str(Path(sys.executable).with_name("serve"))
-    proc = subprocess.Popen(
-        [serve_bin, "run", "--address", "local", str(config_path)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"serve run exited with {proc.returncode}; log: {Path(log.name).read_text()[-3000:]}")
-        try:
-            if _request("/healthz", key=None)[0] == 200 and _request("/models")[0] == 200:
-                break
-        except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
-            pass
-        time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail(f"serve run did not come up; log: {Path(log.name).read_text()[-3000:]}")
-    yield proc
-    os.killpg(proc.pid, signal.SIGINT)  # serve run shuts the app and its Ray down on Ctrl-C
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+    with serve_run(store, tmp_path_factory.mktemp("serve-run"), PORT, api_key=KEY) as proc:
+        yield proc
 
 
 def _face_image(fmt: str) -> bytes:
