@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import socket
 
+import numpy as np
+
 import pytest
 
 from factory.models import ModelStore
@@ -56,3 +58,32 @@ def test_detector_learns_unseen_characters(tmp_path, no_network):
 def test_model_yaml_is_required():
     with pytest.raises(ValueError, match="YAML"):
         DetectorConfig(model_yaml="yolo11n.pt")
+
+
+@pytest.mark.slow
+def test_video_frames_pseudo_labelled_by_mediapipe_join_the_train_split(talking_3d, tmp_path, ray_local):
+    from factory.pipelines.frames import run_frames
+    from factory.train.pseudo import pseudo_labelled_frames
+
+    frames = str(tmp_path / "frames")
+    run_frames([str(talking_3d.path)], frames)
+    samples, counts = pseudo_labelled_frames(frames)
+    print(f"pseudo-labels: {counts}")
+    assert 0 < counts["pseudo_frames_used"] == len(samples) <= counts["pseudo_frames_seen"]
+    for sample in samples:  # each box sits on a face the video drew in that frame
+        meta, (x0, y0, x1, y1) = sample.meta, sample.box
+        scale = sample.rgba().shape[1] / meta["width"]
+        cx, cy = (x0 + x1) / 2 / scale, (y0 + y1) / 2 / scale
+        heads = [f.boxes[meta["frame_index"]] for f in talking_3d.faces if not np.isnan(f.boxes[meta["frame_index"]]).any()]
+        assert any(h[0] <= cx <= h[2] and h[1] <= cy <= h[3] for h in heads), (sample.key, sample.box)
+
+    renders = str(tmp_path / "renders")
+    write_face_dataset(renders, FaceDatasetConfig(characters=6, images_per_character=3, seed=7))
+    store = str(tmp_path / "store")
+    alone = ModelStore(store).fetch(train_detector(renders, store, DetectorConfig(epochs=1, imgsz=64, batch=4, threads=1)))
+    config = DetectorConfig(name="with-video", epochs=1, imgsz=64, batch=4, threads=1, pseudo_labels=frames)
+    stored = ModelStore(store).fetch(train_detector(renders, store, config))
+    assert stored.metrics["pseudo_frames_used"] == len(samples)
+    assert stored.metrics["train_images"] == alone.metrics["train_images"] + len(samples)
+    assert stored.metrics["test_images"] == alone.metrics["test_images"]  # evaluation stays on renders
+    assert stored.manifest["pseudo_label_data"]["shards"]

@@ -27,6 +27,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     det = p.add_argument_group("detector")
     det.add_argument("--model", default="yolo11n.yaml", help="ultralytics model YAML (never a .pt name)")
     det.add_argument("--backgrounds", type=int, default=1, help="random-background composites per render")
+    det.add_argument("--pseudo-labels", help="a `factory frames` dataset: frames a trusted detector labels join the train split")
+    det.add_argument("--pseudo-detector", default="mediapipe", help="detector spec that labels those frames")
+    det.add_argument("--pseudo-min-score", type=float, default=0.8, help="only frames with exactly one face this sure")
     cls = p.add_argument_group("classifier")
     cls.add_argument("--arch", default="b0", choices=["b0", "b3"], help="EfficientNet-B0 or -B3")
     cls.add_argument("--task", default="all", choices=["all", "gender", "age_group"], help="heads to train")
@@ -43,10 +46,13 @@ def _given(args: argparse.Namespace, **mapping: str) -> dict[str, Any]:
 
 def _detector(args: argparse.Namespace, store: str | None) -> str:
     from factory.train.detector import DetectorConfig, train_detector
+    from factory.train.pseudo import PseudoLabelSettings
 
     config = DetectorConfig(
         model_yaml=args.model,
         backgrounds_per_image=args.backgrounds,
+        pseudo_labels=args.pseudo_labels,
+        pseudo=PseudoLabelSettings(detector=args.pseudo_detector, min_score=args.pseudo_min_score),
         seed=args.seed,
         **_given(args, name="name", epochs="epochs", batch="batch", imgsz="imgsz", device="device", threads="threads"),
     )

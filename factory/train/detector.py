@@ -1,6 +1,7 @@
 """`factory train detector`: an anime face detector from render shards, no hand labels.
 
-Render samples carry exact face boxes. Each RGBA render is composited on a
+Render samples carry exact face boxes; optionally, sampled video frames
+labelled by a trusted detector join the train split (factory/train/pseudo.py). Each RGBA render is composited on a
 random background (so the detector cannot learn the alpha edge), written as a
 YOLO dataset on local disk (``images/``, ``labels/`` in YOLO txt format,
 ``data.yaml``) split by model id, and an ultralytics model built from a model
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from factory.models import ModelRef, ModelStore
 from factory.train.data import FaceSample, data_provenance, identity_split, load_face_samples
 from factory.train.images import composite, random_background
 from factory.train.offline import import_ultralytics
+from factory.train.pseudo import PseudoLabelSettings, pseudo_labelled_frames
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class DetectorConfig:
     confidence: float = 0.60
     threads: int | None = None  # CPU threads for torch; 1 is far faster on a busy shared CPU
     seed: int = 0
+    pseudo_labels: str | None = None  # a `factory frames` dataset: frames a trusted detector labels join train
+    pseudo: PseudoLabelSettings = field(default_factory=PseudoLabelSettings)
 
     def __post_init__(self) -> None:
         if self.model_yaml.endswith(".pt"):
@@ -151,6 +155,10 @@ def train_detector(data_url: str, store_url: str | None, config: DetectorConfig 
     """Train, evaluate on held-out models and publish; returns the stored model's ref."""
     samples = load_face_samples(data_url, ("render",))
     splits = identity_split(samples, config.test_fraction, config.seed)
+    pseudo: dict[str, Any] = {}
+    if config.pseudo_labels:  # real video frames, train side only; evaluation stays on exact render boxes
+        extra, pseudo = pseudo_labelled_frames(config.pseudo_labels, config.pseudo)
+        splits["train"] = splits["train"] + extra
     store = ModelStore(store_url)
     with tempfile.TemporaryDirectory(prefix="factory-detector-") as tmp:
         work = Path(tmp)
@@ -158,7 +166,7 @@ def train_detector(data_url: str, store_url: str | None, config: DetectorConfig 
         log.info("detector: %d train / %d test images", len(splits["train"]), len(splits["test"]))
         weights = _train(data_yaml, work / "runs", config)
         metrics: dict[str, Any] = evaluate_detector(weights, data_yaml, work / "runs", config)
-        metrics.update(_counts(splits))
+        metrics.update(_counts(splits), **pseudo)
         log.info("detector metrics: %s", json.dumps(metrics))
         manifest = {
             "kind": "detector",
@@ -168,6 +176,8 @@ def train_detector(data_url: str, store_url: str | None, config: DetectorConfig 
             "weights": WEIGHTS_FILE,
             "data": data_provenance(data_url),
         }
+        if config.pseudo_labels:
+            manifest["pseudo_label_data"] = data_provenance(config.pseudo_labels)
         files = {
             WEIGHTS_FILE: weights,
             "config.json": json.dumps(asdict(config), indent=1).encode(),
