@@ -184,6 +184,7 @@ class Frontalizer:
         if unknown:
             raise ValueError(f"unknown landmark sources {sorted(unknown)}; known: {sorted(LANDMARKERS)}")
         self._made: dict[str, Landmarker] = {}
+        self._head = self._shared_head()  # what every style tries first: run before the style is known
 
     def _landmarker(self, name: str) -> Landmarker:
         if name not in self._made:  # built on first use: a 3D-only run never loads nvxs
@@ -207,7 +208,7 @@ class Frontalizer:
         return None
 
     def __call__(self, frame: np.ndarray, det: Detection, style: str | Callable[[], str]) -> FaceLandmarks | None:
-        head = self._shared_head() if callable(style) else ()
+        head = self._head if callable(style) else ()
         marks = self._first(frame, det, head)
         if marks is not None:
             return marks

@@ -13,24 +13,14 @@ from factory.video.audio import (
     VoiceExtractor,
     VoiceSettings,
     clip_spans,
-    intervals_to_mask,
     mask_to_intervals,
     merge_intervals,
+    silence_kept,
     speech_f1,
     suppress_noise,
     wav_bytes,
 )
 from factory.video.decode import Video
-
-FRAME_S = 0.01  # F1 is scored over 10 ms frames
-
-
-def silence_kept(found, truth, duration_s: float) -> float:
-    """Share of the truth's non-speech frames that were not marked speech."""
-    n = round(duration_s / FRAME_S)
-    pred, true = intervals_to_mask(found, n, FRAME_S), intervals_to_mask(truth, n, FRAME_S)
-    return float(np.mean(~pred[~true]))
-
 
 def _audio(video) -> np.ndarray:
     with Video(video.path) as decoded:

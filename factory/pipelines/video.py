@@ -3,9 +3,9 @@
 One input is one video. A pool of `VideoMiner` actors (each holds a face
 detector and the frontalizer's models) mines one video per call:
 
-1. fetch: a local path as is; s3:// (any fsspec URL) copied to a temp file;
-   http(s) through `factory.sources.youtube.download` (pluggable: a
-   `Downloader` per URL scheme in `DOWNLOADERS`);
+1. fetch (`factory.sources.youtube.fetched`): a local path as is; s3:// (any
+   fsspec URL) copied to a temp file; a video inside a tar shard by its byte
+   range; http(s) through yt-dlp;
 2. style pre-check, only when `--style` filters and the video has at least
    `style_key_frames` key frames: the Scharr classifier on key frames spread
    over the video (a key frame decodes alone, so this costs little); a video
@@ -24,7 +24,7 @@ detector and the frontalizer's models) mines one video per call:
    motion >= 0.35); each track's best 1-5 faces come from pass 1's JPEGs, so
    no frame is decoded twice (AniVid alone decodes the track's span again at
    source fps, batch by batch, into a 256x256 mp4);
-6. audio of the track's span: noise suppression, WebRTC VAD, the longest
+5. audio of every kept track's span (one ffmpeg call): noise suppression, WebRTC VAD, the longest
    3-19 s clip as `wav`.
 
 One sample per track, key ``{video_id}_t_{track:03d}``: `jpg`, `wav` when
@@ -142,6 +142,11 @@ def _encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     return buf.tobytes()
 
 
+def _spread(n: int, k: int) -> np.ndarray:
+    """Sorted positions of at most ``k`` of ``n`` items, spread evenly from the first to the last."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
+
+
 def _r(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(float(value), digits)
 
@@ -179,7 +184,7 @@ class VideoMiner:
         keys = video.timeline.key_indices
         if len(keys) < self.config.style_key_frames:
             return None
-        picked = keys[np.unique(np.linspace(0, len(keys) - 1, min(len(keys), self.config.style_frames)).round().astype(int))]
+        picked = keys[_spread(len(keys), self.config.style_frames)]
         return self._style_of(f for batch in video.frames_at(picked) for f in batch.frames)
 
     def _landmarks(self, frame: np.ndarray, face: Detection) -> FaceLandmarks | None:
@@ -190,7 +195,7 @@ class VideoMiner:
     def _scan(self, video: Video) -> Scan:
         cfg, scan = self.config, Scan()
         plan = video.plan(cfg.sampling)
-        style_at = set(np.linspace(0, len(plan) - 1, min(len(plan), cfg.style_frames)).round().astype(int).tolist())
+        style_at = set(_spread(len(plan), cfg.style_frames).tolist())
         previous = None
         for batch in video.frame_batches(cfg.sampling, prefetch=cfg.prefetch):
             found = self.detector(list(batch.frames))

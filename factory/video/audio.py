@@ -152,6 +152,13 @@ def speech_f1(found: list[Interval], truth: list[Interval], duration_s: float, f
     return 2 * np.count_nonzero(pred & true) / max(np.count_nonzero(pred) + np.count_nonzero(true), 1)
 
 
+def silence_kept(found: list[Interval], truth: list[Interval], duration_s: float, frame_s: float = 0.01) -> float:
+    """Share of the truth's non-speech frames that the found intervals left unmarked."""
+    n = round(duration_s / frame_s)
+    pred, true = intervals_to_mask(found, n, frame_s), intervals_to_mask(truth, n, frame_s)
+    return float(np.mean(~pred[~true]))
+
+
 def merge_intervals(intervals: list[Interval], max_gap_s: float) -> list[Interval]:
     """Join sorted intervals whose gap is shorter than `max_gap_s`."""
     merged: list[Interval] = []
