@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ContextManager, Iterator
 
-from factory.pipelines.runner import rows_for_input
+from factory.rows import rows_for_input
 from factory.render.jobs import ModelRender, RenderJob, RenderSettings
 from factory.render.sampling import SamplingConfig
 from factory.shards import make_key

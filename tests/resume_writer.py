@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from factory.dataset import finalize, prepare
-from factory.pipelines.runner import rows_for_input
+from factory.rows import rows_for_input
 from factory.shards import SequentialAllocator, ShardedWriter, ShardLimits, make_key
 from factory.storage import open_location
 

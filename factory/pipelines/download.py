@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from factory.pipelines.inputs import video_items
-from factory.pipelines.runner import RunResult, actor_pool_stage, rows_for_input, run
+from factory.pipelines.runner import RunResult, actor_pool_stage, run
+from factory.rows import rows_for_input
 from factory.pipelines.runtime import parse_pool
 from factory.shards import ShardLimits
 from factory.sources.youtube import DownloadSettings, SourceEntry, fetched, format_info

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from factory.pipelines.inputs import video_items
-from factory.pipelines.runner import RunResult, actor_pool_stage, rows_for_input, run
+from factory.pipelines.runner import RunResult, actor_pool_stage, run
+from factory.rows import rows_for_input
 from factory.shards import ShardLimits, make_key
 from factory.sources.youtube import SourceEntry, fetched
 from factory.video.decode import SamplingSettings, Video

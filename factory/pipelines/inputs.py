@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from factory.pipelines.runner import InputItem
+from factory.rows import InputItem
 from factory.sources.youtube import DownloadSettings, SourceEntry, expand_inputs
 
 

@@ -30,7 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from actors.blender import INSPECT_MODEL, BlenderProcess, BlenderRenderer, RendererConfig, WorkerSettings, local_model
-from factory.pipelines.runner import InputItem, RunResult, actor_pool_stage, run
+from factory.pipelines.runner import RunResult, actor_pool_stage, run
+from factory.rows import InputItem
 from factory.pipelines.runtime import parse_pool
 from factory.render.jobs import InspectionSettings, InspectJob, ModelInspection, RenderSettings
 from factory.render.sampling import PAPER_TEST_RATIO, SamplingConfig, split_of

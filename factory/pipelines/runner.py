@@ -1,62 +1,28 @@
-"""What every pipeline shares: per-input failure capture and the run lifecycle.
+"""What every pipeline shares: actor-pool stages and the run lifecycle.
 
 A pipeline hands :func:`run` its inputs and a function that turns a Ray
 Dataset of inputs into a Dataset of rows. The runner claims OUT, drops inputs
 that earlier runs completed, writes through :class:`ShardDatasink`, and
-finalizes OUT. Stages wrap each input in :func:`rows_for_input`, so a bad input
-becomes one error row and the rest of the run goes on.
+finalizes OUT. Stages wrap each input in :func:`factory.rows.rows_for_input`,
+so a bad input becomes one error row and the rest of the run goes on.
 """
 
 from __future__ import annotations
 
 import logging
-import traceback
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
 
 import ray
 
 from factory.dataset import ResumeState, finalize, prepare
 from factory.pipelines.runtime import init_ray
 from factory.pipelines.sink import ShardDatasink
-from factory.shards import ShardLimits, make_key
+from factory.rows import InputItem
+from factory.shards import ShardLimits
 from factory.storage import StorageConfig, open_location
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class InputItem:
-    """One unit of work (a video, a model) with a stable id."""
-
-    input_id: str
-    uri: str
-    split: str = "all"
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-def rows_for_input(item: dict, produce: Callable[[], Iterable[dict]]) -> list[dict]:
-    """Run one input's stage and tag its rows; any exception becomes one error row.
-
-    ``item`` is an :class:`InputItem` as a dict (how Ray Data carries it).
-    An input that yields nothing gets one ``empty`` row, so a resumed run
-    knows it is done.
-    """
-    input_id, split = item["input_id"], item.get("split") or "all"
-    try:
-        rows = list(produce())
-    except Exception as exc:  # per-input failures are data, not crashes
-        log.warning("input %s failed: %s", input_id, exc)
-        log.debug("%s", traceback.format_exc())
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        rows = [{"__key__": make_key(input_id, "error"), "__error__": message}]
-    if not rows:
-        rows = [{"__key__": make_key(input_id, "empty"), "__status__": "empty"}]
-    for row in rows:
-        row["__input__"] = input_id
-        row["__input_rows__"] = len(rows)
-        row.setdefault("__split__", split)
-    return rows
 
 
 def available(requested: dict[str, float]) -> dict[str, float]:

@@ -45,7 +45,8 @@ import numpy as np
 from actors.detection import Detection, DetectorSettings, make_detector, parse_detector_spec
 from actors.frontalization import Frontalizer, FrontalizerSettings
 from factory.train.classifier_model import load_stored_classifier, track_labels
-from factory.pipelines.runner import RunResult, actor_pool_stage, rows_for_input, run
+from factory.pipelines.runner import RunResult, actor_pool_stage, run
+from factory.rows import rows_for_input
 from factory.pipelines.runtime import parse_pool
 from factory.shards import ShardLimits, make_key
 from factory.pipelines.inputs import video_items
