@@ -10,7 +10,8 @@ annotated targets gets 100 images, otherwise 20.
 Randomness: image i of model m draws from its own generator, seeded from
 (run seed, a blake2b digest of m, i) through numpy's SeedSequence. The same
 model id therefore gives the same samples on every run, on every machine,
-and any single image can be redone alone (its `seed` is recorded).
+and any single image can be redone alone (its `seed`, 63 bits so it fits a
+JSON int64, is recorded).
 """
 
 from __future__ import annotations
@@ -93,10 +94,17 @@ class PoseSample:
     pose: tuple[float, ...]  # POSE_SIZE floats: 17 morph slots, then yaw, pitch, roll
 
     def metadata(self) -> dict:
-        """JSON-ready fields for the render sample."""
+        """JSON-ready fields for the render sample.
+
+        ``morphs`` names every target (0.0 where not applied) and
+        ``applied`` the targets set: one json shape for every sample, so
+        readers that infer a schema from a few samples (Hugging Face
+        ``datasets``) see every field.
+        """
         return {
             "pose": list(self.pose),
-            "morphs": dict(self.morphs),
+            "morphs": {target: float(self.morphs.get(target, 0.0)) for target in TARGETS},
+            "applied": sorted(self.morphs),
             "partition": self.partition,
             "style": self.style,
             "light_intensity": self.light_intensity,
@@ -110,10 +118,17 @@ def _id_words(model_id: str) -> list[int]:
     return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
 
 
+SEED_BITS = 63  # a recorded seed is a JSON integer that fits int64 (Arrow, pandas, HF datasets)
+
+
 def sample_seed(run_seed: int, model_id: str, index: int) -> int:
-    """The 64-bit seed of image `index` of `model_id` under `run_seed`."""
+    """The 63-bit seed of image `index` of `model_id` under `run_seed`.
+
+    The top bit of the 64-bit state is dropped, so seeds below 2**63 are
+    unchanged from earlier releases and the others lose their top bit.
+    """
     sequence = np.random.SeedSequence([run_seed, *_id_words(model_id), index])
-    return int(sequence.generate_state(1, np.uint64)[0])
+    return int(sequence.generate_state(1, np.uint64)[0]) & ((1 << SEED_BITS) - 1)
 
 
 def images_for(n_targets: int, config: SamplingConfig) -> int:
