@@ -113,7 +113,7 @@ class Classifier:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         from factory.models import ModelStoreError
-        from factory.train.classifier_model import load_stored_classifier
+        from actors.classification import load_stored_classifier
 
         settings = parse_settings(ClassifierSettings, user_config)
         if self.settings is None or settings.model != self.settings.model:

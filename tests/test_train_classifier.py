@@ -17,7 +17,7 @@ import torch
 from factory.models import ModelStore
 from factory.synthetic.faces import FaceDatasetConfig, write_face_dataset
 from factory.train.classifier import ClassifierConfig, class_weights, train_classifier
-from factory.train.classifier_model import ClassifierPredictor, MultiTaskNet
+from actors.classification import ClassifierPredictor, MultiTaskNet
 from factory.train.data import identity_split, load_face_samples
 from factory.train.labels import LabelTable, age_group_of, sample_label
 

@@ -6,7 +6,7 @@
   ellipse where the aligned face and hair are, since the crop's corners show
   the background, which changes from shot to shot);
 - ``classifier:NAME[@VERSION]``: the pooled backbone features of a stored
-  age/gender classifier (factory/train/classifier_model.py), offline.
+  age/gender classifier (actors/classification.py), offline.
 
 A track's embedding is the mean of its faces' embeddings, L2-normalised, so
 cosine distance between tracks is ``1 - a @ b``.
@@ -62,7 +62,7 @@ class ClassifierEmbedder:
     """Pooled EfficientNet features of a stored classifier (the net's penultimate layer)."""
 
     def __init__(self, spec: str, store_url: str | None = None) -> None:
-        from factory.train.classifier_model import load_stored_classifier
+        from actors.classification import load_stored_classifier
 
         self.predictor, stored = load_stored_classifier(spec, store_url)
         self.name, self.version = f"classifier:{stored.ref.name}", str(stored.ref)

@@ -44,7 +44,7 @@ import numpy as np
 
 from actors.detection import Detection, DetectorSettings, make_detector, parse_detector_spec
 from actors.frontalization import Frontalizer, FrontalizerSettings
-from factory.train.classifier_model import load_stored_classifier, track_labels
+from actors.classification import load_stored_classifier, track_labels
 from factory.pipelines.runner import RunResult, actor_pool_stage, run
 from factory.rows import rows_for_input
 from factory.pipelines.runtime import parse_pool

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from factory.models import ModelRef, ModelStore
-from factory.train.classifier_model import (
+from actors.classification import (
     CHECKPOINT_FILE,
     MultiTaskNet,
     Preprocess,

@@ -1,9 +1,9 @@
-"""Image helpers shared by the trainers and the classifier at inference time.
+"""Image helpers of the trainers.
 
 Renders are RGBA on a transparent background; models must never learn the
 alpha edge, so training composites them on random cluttered backgrounds.
-Faces are cropped as squares around their box with a margin, the same way in
-training and in serving.
+(Faces are cropped by ``factory.video.align.crop_face``, the same way in
+training and in serving.)
 """
 
 from __future__ import annotations
@@ -34,17 +34,3 @@ def composite(rgba: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Alpha-blend an RGBA render over an RGB background of the same size."""
     alpha = rgba[..., 3:4].astype(np.float32) / 255.0
     return (rgba[..., :3] * alpha + background * (1.0 - alpha)).round().astype(np.uint8)
-
-
-def crop_face(rgb: np.ndarray, box: tuple[float, float, float, float], margin: float, size: int) -> np.ndarray:
-    """A ``size`` x ``size`` square crop centred on ``box``, side ``margin`` x its longer edge.
-
-    Parts outside the image are filled with edge pixels (replicated border).
-    """
-    x0, y0, x1, y1 = box
-    side = max(x1 - x0, y1 - y0, 1.0) * margin
-    scale = size / side
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    affine = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]], np.float32)
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.warpAffine(rgb, affine, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)

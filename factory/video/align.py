@@ -124,6 +124,20 @@ def align_face(frame: np.ndarray, eyes: tuple[Point, Point], bbox: Box, settings
     return cv2.warpAffine(frame, matrix, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
 
+def crop_face(rgb: np.ndarray, box: tuple[float, float, float, float], margin: float, size: int) -> np.ndarray:
+    """A ``size`` x ``size`` square crop centred on ``box``, side ``margin`` x its longer edge.
+
+    Parts outside the image are filled with edge pixels (replicated border).
+    """
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0, 1.0) * margin
+    scale = size / side
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    affine = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]], np.float32)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(rgb, affine, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+
+
 def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a 2x3 affine map to (n, 2) points."""
     return points @ matrix[:, :2].T + matrix[:, 2]

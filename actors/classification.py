@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from factory.train.images import crop_face
+from factory.video.align import crop_face
 
 ARCHS = {"b0": "efficientnet_b0", "b3": "efficientnet_b3"}
 CHECKPOINT_FILE = "classifier.pt"
