@@ -167,5 +167,7 @@ class ModelStore:
         if not (local / MANIFEST).is_file():
             local.mkdir(parents=True, exist_ok=True)
             for name in [*manifest.get("files", []), METRICS, MANIFEST]:  # manifest last: marks the copy complete
+                if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+                    raise ModelStoreError(f"model {ref} lists {name!r}, not a plain file name; refusing to copy it")
                 (local / name).write_bytes(self.loc.read_bytes(f"{folder}/{name}"))
         return StoredModel(ref, local, manifest)

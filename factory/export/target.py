@@ -75,8 +75,15 @@ def _write_marker(root: Path, marker: dict[str, Any]) -> None:
 
 
 def write_file(root: Path, rel: str, data: bytes | str) -> None:
-    """Write one export file (folders made as needed)."""
-    path = root / rel
+    """Write one export file (folders made as needed); a name that leaves ``root`` is refused.
+
+    Names are built from sample keys and labels of a dataset that may come
+    from someone else, so a ``..`` or an absolute part never picks the path.
+    """
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") or "\\" in p for p in parts) or Path(rel).is_absolute():
+        raise ExportError(f"export file name {rel!r} would leave {root}; the dataset holds an unsafe key or label")
+    path = root.joinpath(*parts)
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(data, str):
         path.write_text(data)

@@ -49,6 +49,8 @@ from factory.storage import StorageError, open_location
 
 LIST_SUFFIXES = (".txt", ".list", ".lst")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+_MAX_ID = 60
 # Extractors whose ids come from the URL's file name, so two sites can share one.
 _URL_NAMED_EXTRACTORS = frozenset({"generic", "html5mediaembed"})
 _SCHEME_KINDS = {"http": "web", "https": "web", "s3": "s3", "file": "file"}
@@ -101,6 +103,18 @@ def _clean(text: str) -> str:
     return _UNSAFE.sub("_", text).strip("_-")
 
 
+def safe_id(raw: str) -> str:
+    """``raw`` as is when it is already a safe, short id; else cleaned + a hash of it.
+
+    Ids name sample keys and, for web downloads, files in a work folder, so an
+    id taken from input data (a shard's json, yt-dlp's metadata) never keeps a
+    slash, a dot or a leading dash: ``../../etc/x`` becomes ``etc_x_<hash>``.
+    """
+    if _SAFE_ID.fullmatch(raw):
+        return raw
+    return f"{_clean(raw)[:_MAX_ID] or 'video'}_{short_hash(raw)}"
+
+
 def file_id(location: str) -> str:
     """Id of a local file or object URL: cleaned stem + hash of the full location."""
     stem = _clean(PurePosixPath(urlsplit(location).path if "://" in location else location).stem)
@@ -112,7 +126,7 @@ def web_id(raw_id: str, extractor_key: str, url: str) -> str:
     extractor = _clean(extractor_key.lower())
     if extractor == "youtube":
         # 11 characters of [A-Za-z0-9_-]; only the first may be "-" or "_" (the last encodes 4 bits).
-        return raw_id if raw_id[:1].isalnum() else f"yt{raw_id}"
+        return safe_id(raw_id if raw_id[:1].isalnum() else f"yt{raw_id}")
     name = _clean(raw_id) or "video"
     if extractor in _URL_NAMED_EXTRACTORS:
         return f"{extractor}_{name}_{short_hash(url)}"

@@ -32,6 +32,7 @@ from factory.shards import committed_shard_urls
 from factory.sources.manifest import (
     SourceEntry,
     error_entry,
+    safe_id,
     short_hash,
     split_object_url,
 )
@@ -97,7 +98,9 @@ def _read_range(fh: IO[bytes], offset: int, size: int) -> bytes:
 
 
 def _entry(url: str, text: str, key: str, video: tarfile.TarInfo, meta: dict[str, Any]) -> SourceEntry:
-    video_id = str(meta.get("id") or f"{Path(key).name}_{short_hash(url + '#' + key)}")
+    # The json's id and the member key are input data: made safe before they name a key or a file.
+    raw_id = meta.get("id")
+    video_id = safe_id(str(raw_id)) if raw_id else f"{safe_id(Path(key).name)}_{short_hash(url + '#' + key)}"
     source = meta.get("source") or {}
     duration = meta.get("duration")
     return SourceEntry(
@@ -156,7 +159,9 @@ def fetch_member(entry: SourceEntry, workdir: Path) -> Path:
     """Copy one video member's byte range out of its shard into ``workdir``."""
     if entry.member_offset is None or entry.member_size is None:
         raise SourceError(f"{entry.url}: shard entry {entry.source_key} has no byte range")
-    target = workdir / f"{entry.video_id}.{entry.member_ext or 'mp4'}"
+    # Named by a hash we make, never by the shard's id, key or member name.
+    ext = entry.member_ext if entry.member_ext in VIDEO_EXTS else "mp4"
+    target = workdir / f"member-{short_hash(f'{entry.url}#{entry.source_key}')}.{ext}"
     partial = workdir / f".{uuid.uuid4().hex}.part"
     try:
         with _open(entry.url) as src, partial.open("wb") as dst:

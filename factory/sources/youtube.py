@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from factory.sources.manifest import SourceEntry, expand_inputs, split_object_url
+from factory.sources.manifest import SourceEntry, expand_inputs, safe_id, split_object_url
 from factory.sources.ytdl import (
     CollectingLogger,
     DownloadSettings,
@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 SIDECAR_SUFFIX = ".format.json"
+_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")  # a file suffix taken from a URL is kept only when plain
 # What yt-dlp logs when it skips a download without raising, and what we tell the user.
 _SKIP_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"larger than max-filesize \((\d+) bytes > (\d+) bytes\)"), "larger than max_filesize ({0} > {1} bytes)"),
@@ -111,7 +112,22 @@ def _write_sidecar(path: Path, info: dict[str, Any]) -> None:
     path.with_name(path.stem + SIDECAR_SUFFIX).write_text(json.dumps(chosen, sort_keys=True), encoding="utf-8")
 
 
+def _checked_id(entry: SourceEntry) -> str:
+    """The entry's id, fit to name a file in workdir; an id that is not refuses the fetch."""
+    if safe_id(entry.video_id) != entry.video_id:
+        raise SourceError(f"{entry.url}: video id {entry.video_id!r} is not safe as a file name")
+    return entry.video_id
+
+
+def _inside(path: Path, workdir: Path, url: str) -> Path:
+    """``path`` if it lies in workdir; yt-dlp reports where it wrote, and that must be here."""
+    if workdir.resolve() not in path.resolve().parents:
+        raise SourceError(f"{url}: yt-dlp wrote outside the work folder ({path.name})")
+    return path
+
+
 def _fetch_web(entry: SourceEntry, settings: DownloadSettings, workdir: Path) -> Path:
+    _checked_id(entry)
     if (done := _existing(workdir, entry.video_id)) and _archived(settings, entry):
         return done
     logger = CollectingLogger()
@@ -121,6 +137,7 @@ def _fetch_web(entry: SourceEntry, settings: DownloadSettings, workdir: Path) ->
     path = Path(files[0]) if files else _existing(workdir, entry.video_id)
     if path is None or not path.is_file():
         raise SourceError(f"{entry.url}: {_skip_reason(logger)}")
+    _inside(path, workdir, entry.url)
     if files:
         _write_sidecar(path, info)
     return path
@@ -135,7 +152,8 @@ def _fetch_file(entry: SourceEntry, settings: DownloadSettings, workdir: Path) -
 
 def _fetch_s3(entry: SourceEntry, settings: DownloadSettings, workdir: Path) -> Path:
     parent, name = split_object_url(entry.url)
-    target = workdir / f"{entry.video_id}{Path(name).suffix.lower()}"
+    suffix = Path(name).suffix.lower()
+    target = workdir / f"{_checked_id(entry)}{suffix if _SUFFIX.fullmatch(suffix) else ''}"
     partial = workdir / f".{uuid.uuid4().hex}.part"
     try:
         with open_location(parent).open_read(name) as src, partial.open("wb") as dst:
