@@ -202,6 +202,7 @@ def image_rows(item: dict, result: ModelRender, settings: RenderSettings) -> lis
             "samples": settings.samples,
             "targets": sorted(result.targets),
             "warnings": list(result.warnings),
+            "missing_textures": list(result.missing_textures),  # as written in the PMX; drawn in diffuse colour
         }
         # encoded here: per-image dicts (morphs) differ in keys, which Arrow cannot hold in one column
         rows.append({"__key__": make_key(item["input_id"], f"{sample.index:04d}"), "png": image.png,

@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from factory.members import unpack  # noqa: E402
 from factory.shards import iter_samples, read_index  # noqa: E402
 from factory.storage import Location  # noqa: E402
 from factory.summary import summarize  # noqa: E402
@@ -156,7 +157,8 @@ def _sample_images(sample: dict) -> tuple[list[bytes], bool]:
         character = json.loads(sample.get("json") or b"{}").get("kind") == "character"
     except (ValueError, AttributeError):
         character = False
-    extra = [sample[f"face{n}.jpg"] for n in range(1, 5) if character and f"face{n}.jpg" in sample]
+    unpacked = unpack(sample, {}) if character else {}  # faces.jpg -> face1.jpg..
+    extra = [unpacked[f"face{n}.jpg"] for n in range(1, 5) if f"face{n}.jpg" in unpacked]
     return [sample[field], *extra], character
 
 

@@ -28,6 +28,7 @@ from factory.characters.run import (
 )
 from factory.cli import main
 from factory.dataset import read_errors
+from factory.members import unpack
 from factory.pipelines.video import VideoConfig, run_video
 from factory.report import _character_figures
 from factory.shards import SequentialAllocator, ShardedWriter, iter_samples
@@ -123,7 +124,8 @@ def test_cli_writes_character_samples_resumes_and_applies_corrections(cast_datas
     metas = {k: json.loads(s["json"]) for k, s in samples.items()}
     assert 4 <= len(samples) <= 7  # 3 + 2 drawn characters, give or take a split
     for key, meta in metas.items():
-        sample = samples[key]
+        sample = unpack(samples[key], meta)  # faces.jpg / voice -> the files json names
+        assert set(samples[key]) == {"__key__", "__shard__", "jpg", "faces.jpg", "voice", "json"}
         assert key.startswith(meta["scope"]) and "_c_" in key and meta["kind"] == "character"
         assert 1 <= len(meta["faces"]) <= 5 and all(f["file"] in sample for f in meta["faces"])
         assert meta["faces"][0]["file"] == "jpg" and meta["n_tracks"] == len(meta["tracks"])

@@ -67,7 +67,7 @@ def test_factory_video_from_http_to_s3(site, s3_env, tmp_path):
         assert CONTRACT <= set(meta) and meta["kind"] == "video_face"
         assert meta["source_url"] == f"{site}/talk.mp4"
         assert sample["__key__"] == f"{meta['video_id']}_t_{meta['track_id']:03d}"
-        assert sample["jpg"][:2] == b"\xff\xd8" and sample["wav"][:4] == b"RIFF"
+        assert sample["jpg"][:2] == b"\xff\xd8" and sample["voice"][:4] == b"RIFF"
     errors = read_errors(loc).column("error").to_pylist()
     assert len(errors) == 2 and all("\n" not in e for e in errors)
     assert any("page.html" in e or "Unsupported URL" in e for e in errors)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from factory.dataset import read_errors
+from factory.members import unpack_faces
 from factory.pipelines.inputs import video_items
 from factory.pipelines.video import VideoConfig, VideoMiner, anivid, run_video
 from factory.sources.manifest import file_id as video_id
@@ -61,8 +62,9 @@ def test_sample_fields_follow_the_contract(talking_3d, miner):
     row = _mine(miner, talking_3d.path)[0]
     face = cv2.imdecode(np.frombuffer(row["jpg"], np.uint8), cv2.IMREAD_COLOR)
     assert face.shape == (128, 128, 3)
-    assert 1 <= len([k for k in row if k.endswith("jpg")]) <= 5
-    with wave.open(io.BytesIO(row["wav"])) as wav:
+    assert {k for k in row if not k.startswith("__")} == {"jpg", "faces.jpg", "voice", "json"}
+    assert 1 <= len(unpack_faces(row["faces.jpg"])) == len(row["json"]["face_times"]) <= 5
+    with wave.open(io.BytesIO(row["voice"])) as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
         assert 3.0 <= wav.getnframes() / 16000 <= 19.0
     meta = row["json"]

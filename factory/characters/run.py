@@ -43,6 +43,7 @@ from factory.characters.grouping import (
     renumber,
 )
 from factory.characters.samples import TrackSample, character_row
+from factory.members import unpack
 from factory.dataset import DatasetError, check_owner, finalize, prepare
 from factory.shards import SequentialAllocator, ShardedWriter, iter_samples, make_key
 from factory.storage import open_location
@@ -68,10 +69,11 @@ def read_tracks(data_url: str, embedder: Embedder) -> tuple[list[TrackSample], l
             meta = json.loads(sample.get("json") or b"{}")
             if meta.get("kind") != "video_face":
                 continue
-            faces = [sample[f] for f in ["jpg"] + [f"face{n}.jpg" for n in range(1, 10)] if f in sample]
+            members = unpack(sample, meta)  # faces.jpg / voice -> jpg, face1.jpg.., wav
+            faces = [members[f] for f in ["jpg"] + [f"face{n}.jpg" for n in range(1, 10)] if f in members]
             if not faces:
                 raise ValueError("no face image")
-            track = TrackSample(sample["__key__"], meta, faces, sample.get("wav"))
+            track = TrackSample(sample["__key__"], meta, faces, members.get("wav"))
             embedded = embedder([_decode(f) for f in faces])
             norms = np.linalg.norm(embedded, axis=1, keepdims=True)
             track.face_embeddings = embedded / np.where(norms > 0, norms, 1.0)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from factory.members import FACES, VOICE, pack_faces, pack_voices
+
 MAX_FACES = 5
 MAX_VOICES = 3
 NEW_TRACK_BONUS = 0.5  # added to a candidate's distance when its track gave no face yet
@@ -82,18 +84,20 @@ def character_row(
     embedding: dict[str, Any],
 ) -> dict[str, Any]:
     """The sample of one character (fields and json of the character contract, docs/CHARACTERS.md)."""
-    row: dict[str, Any] = {"__key__": character_id}
-    faces = []
-    for n, (t, f) in enumerate(choose_faces(members)):
-        file = "jpg" if n == 0 else f"face{n}.jpg"
-        row[file] = members[t].faces[f]
-        faces.append(_face_record(members[t], f, file))
+    # Members: `jpg` (first face), `faces.jpg` (all of them side by side) and `voice` (the clips
+    # back to back, b"" for none), the same set for every character (factory/members.py).
+    # `file` names a face's or clip's member as factory.members.unpack gives it back.
+    chosen = choose_faces(members)
+    faces = [_face_record(members[t], f, "jpg" if n == 0 else f"face{n}.jpg") for n, (t, f) in enumerate(chosen)]
+    row: dict[str, Any] = {"__key__": character_id, "jpg": members[chosen[0][0]].faces[chosen[0][1]],
+                           FACES: pack_faces([members[t].faces[f] for t, f in chosen])}
     voiced = sorted((m for m in members if m.wav), key=lambda m: -((m.meta.get("audio") or {}).get("duration_s") or 0.0))
-    voices = []
-    for n, track in enumerate(voiced[:MAX_VOICES]):
-        file = "wav" if n == 0 else f"voice{n}.wav"
-        row[file] = track.wav
-        voices.append({"track_key": track.key, "duration_s": (track.meta.get("audio") or {}).get("duration_s"), "file": file})
+    row[VOICE], spans = pack_voices([track.wav for track in voiced[:MAX_VOICES]])
+    voices = [
+        {"track_key": track.key, "duration_s": (track.meta.get("audio") or {}).get("duration_s"),
+         "file": "wav" if n == 0 else f"voice{n}.wav", "start_frame": start, "frames": frames}
+        for n, (track, (start, frames)) in enumerate(zip(voiced, spans))
+    ]
     info: dict[str, Any] = {
         "kind": "character",
         "character_id": character_id,
@@ -105,16 +109,14 @@ def character_row(
         "n_tracks": len(members),
         "faces": faces,
         "voices": voices,
-        "audio_s": round(sum(v["duration_s"] or 0.0 for v in voices), 3),
+        "audio_s": round(float(sum(v["duration_s"] or 0.0 for v in voices)), 3),  # float even with no voice
         "style": _majority([m.meta["style"] for m in members if m.meta.get("style")]),
         "embedding": embedding,
     }
-    labels = {}
-    for task in ("gender", "age_group"):
-        value = _majority([m.meta["labels"][task] for m in members if (m.meta.get("labels") or {}).get(task)])
-        if value is not None:
-            labels[task] = value
-    if labels:
-        info["labels"] = labels
+    # Both tasks always present (None when no member track has that label): one json shape.
+    info["labels"] = {
+        task: _majority([m.meta["labels"][task] for m in members if (m.meta.get("labels") or {}).get(task)])
+        for task in ("gender", "age_group")
+    }
     row["json"] = info
     return row

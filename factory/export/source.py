@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from factory.members import unpack
 from factory.shards import iter_samples, read_index
 from factory.storage import Location
 
@@ -62,7 +63,8 @@ def read_samples(loc: Location, kinds: tuple[str, ...]) -> Iterator[ExportSample
             continue
         meta = json.loads(raw["json"])
         if meta.get("kind") in kinds:
-            members = {k: v for k, v in raw.items() if not k.startswith("__")}
+            # faces.jpg / voice unpacked to jpg, face1.jpg.., wav, voice1.wav.. (factory/members.py)
+            members = unpack({k: v for k, v in raw.items() if not k.startswith("__")}, meta)
             yield ExportSample(raw["__key__"], meta["kind"], meta, members)
 
 

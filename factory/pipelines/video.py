@@ -27,9 +27,10 @@ detector and the frontalizer's models) mines one video per call:
 5. audio of every kept track's span (one ffmpeg call): noise suppression, WebRTC VAD, the longest
    3-19 s clip as `wav`.
 
-One sample per track, key ``{video_id}_t_{track:03d}``: `jpg`, `wav` when
-speech exists, `json` (the video sample contract of DESIGN.md), extra faces
-as `face1.jpg`.. and AniVid's `mp4`.
+One sample per track, key ``{video_id}_t_{track:03d}``: `jpg` (the best
+face), `faces.jpg` (all 1-5 faces side by side), `voice` (the clip as WAV, or
+empty bytes without speech; it was `wav` before), `json` (the video sample
+contract of DESIGN.md) and AniVid's `mp4`; see factory/members.py.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from actors.classification import load_stored_classifier, track_labels
 from factory.pipelines.runner import RunResult, actor_pool_stage, run
 from factory.rows import rows_for_input
 from factory.pipelines.runtime import parse_pool
+from factory.members import FACES, VOICE, pack_faces
 from factory.shards import ShardLimits, make_key
 from factory.pipelines.inputs import video_items
 from factory.sources.youtube import DownloadSettings, SourceEntry, fetched
@@ -239,7 +241,7 @@ class VideoMiner:
     def _audio(self, span: np.ndarray | None, track: Track) -> tuple[dict, bytes | None, np.ndarray | None]:
         meta: dict[str, Any] = {"duration_s": 0.0, "speech_ratio": 0.0, **self.config.voice.metadata()}
         if span is None:
-            return {**meta, "has_audio": False}, None, None
+            return {**meta, "has_audio": False, "start_s": None, "end_s": None, "clips": 0}, None, None
         rate = self.config.voice.sample_rate
         # Windows bound noisereduce's memory (it grows with the input: +150 MB for 120 s).
         step = max(1, int(self.config.audio_window_s * rate))
@@ -248,7 +250,7 @@ class VideoMiner:
             result = self.voice(span[offset : offset + step])
             speech += result.speech_ratio * len(span[offset : offset + step])
             clips += [(offset / rate + c.start_s, offset / rate + c.end_s, c.samples) for c in result.clips]
-        meta.update(has_audio=True, speech_ratio=round(speech / max(len(span), 1), 4))
+        meta.update(has_audio=True, speech_ratio=round(speech / max(len(span), 1), 4), start_s=None, end_s=None, clips=0)
         if not clips:
             return meta, None, span
         start, end, samples = max(clips, key=lambda c: c[1] - c[0])
@@ -347,27 +349,31 @@ class VideoMiner:
             "audio": audio_meta,
         }
         source = item["meta"]
-        if source.get("kind") == "shard":  # mined from a video shard: which one, which sample
-            info["source_shard"], info["source_key"] = source["url"], source["source_key"]
+        # mined from a video shard: which one, which sample (None otherwise: one json shape for all)
+        shard = source.get("kind") == "shard"
+        info["source_shard"] = source["url"] if shard else None
+        info["source_key"] = source["source_key"] if shard else None
         if self.classifier is not None:
             faces = [cv2.cvtColor(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for j in jpegs]
             info["labels"] = track_labels(self.classifier, faces, self.classifier_version)
         row: dict[str, Any] = {"__key__": make_key(item["input_id"], "t", f"{track.track_id:03d}"), "json": info}
         row["jpg"] = jpegs[0]
-        for n, jpeg in enumerate(jpegs[1:], start=1):
-            row[f"face{n}.jpg"] = jpeg
-        row["wav"] = wav
+        # Always both members (every face, the voice or b""): one member set per kind (factory/members.py).
+        row[FACES] = pack_faces(jpegs, cfg.jpeg_quality)
+        row[VOICE] = wav or b""
         if cfg.anivid:
             row["mp4"] = self._clip(video, scan, track, span)
         return row
 
 
 # -- the run ------------------------------------------------------------------------------------
-def run_video(inputs: str | list[str], out_url: str, config: VideoConfig = VideoConfig(), resume: bool = True) -> RunResult:
+def run_video(
+    inputs: str | list[str], out_url: str, config: VideoConfig = VideoConfig(), resume: bool = True, takeover: bool = False
+) -> RunResult:
     """Mine every input video into committed shards under ``out_url``."""
     items = video_items(inputs, config.download)
     build = actor_pool_stage(VideoMiner, config, config.workers, wants={"GPU": config.gpus})
-    return run("video", out_url, config.settings_json(), items, build, limits=config.limits, resume=resume)
+    return run("video", out_url, config.settings_json(), items, build, limits=config.limits, resume=resume, takeover=takeover)
 
 
 def add_video_arguments(parser: argparse.ArgumentParser) -> None:
@@ -384,6 +390,10 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", default="1:2", help="video miner (detection) actor pool MIN:MAX")
     parser.add_argument("--gpus", type=float, default=0.0, help="GPUs per actor (used when the cluster has GPUs)")
     parser.add_argument("--resume", action="store_true", help="continue a dataset already in --out")
+    parser.add_argument(
+        "--force-takeover", action="store_true",
+        help="claim --out even while another run's lease is alive; that run's writers are fenced out",
+    )
     parser.add_argument("--anivid", action="store_true", help="method C: single faces, motion >= 0.35, mp4 clips")
     parser.add_argument("--sampling", default="every", choices=["every", "keyframes"], help="A: every 0.5 s; D: keyframes")
     parser.add_argument("--start-score", type=float, default=t.start_score, help="score that starts a track")
@@ -413,7 +423,7 @@ def config_from_args(args: argparse.Namespace) -> VideoConfig:
 def run_video_from_args(args: argparse.Namespace) -> int:
     """`factory video` handler: run, print a one-line summary; 0 when it ran (bad inputs are error rows)."""
     config = config_from_args(args)
-    result = run_video(args.input, args.out, config, resume=args.resume)
+    result = run_video(args.input, args.out, config, resume=args.resume, takeover=args.force_takeover)
     counts = result.dataset.get("counts", {})
     print(
         f"{result.inputs_total} videos ({result.inputs_skipped} already done): "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from factory.render.sampling import PoseSample, SamplingConfig
+from factory.render.sampling import STYLES, PoseSample, SamplingConfig
 
 ENGINE_NAMES = ("cycles", "eevee", "workbench")
 
@@ -63,26 +63,35 @@ class ModelRender:
     targets: dict[str, int]
     warnings: list[str]
     images: list[RenderedImage]
+    missing_textures: list[str] = field(default_factory=list)  # PMX texture paths drawn with the diffuse colour
 
 
 @dataclass(frozen=True)
 class InspectionSettings:
     """Render-diff inspection: what counts as a changed pixel and where each part belongs.
 
-    Bands are vertical positions inside face_bbox (0 top, 1 bottom) where the
-    centroid of a part's changed pixels may lie.
+    The renders take the dataset's own shading path (its engine, samples and
+    textured style) at a lower resolution, so a morph is judged on what the
+    dataset would show: an untextured look draws a textured model as one
+    flat silhouette, where no expression changes a pixel. Bands are vertical
+    positions inside face_bbox (0 top, 1 bottom) where the centroid of a
+    part's changed pixels may lie.
     """
 
-    settings: RenderSettings = field(default_factory=lambda: RenderSettings(engine="workbench", samples=8))
-    style: str = "flat_cel"  # flat light: only shape changes show up
+    settings: RenderSettings = field(default_factory=lambda: RenderSettings(resolution=128))
+    style: str = "textured_toon"  # the dataset's textured style (a name in the style registry)
     pixel_threshold: int = 24  # of 255, on any RGBA channel
-    min_changed_pixels: int = 6
+    min_changed_pixels: int = 3  # fewer is "dead"; at 128 px the least of Gene's mapped morphs changes 6
     max_outside_share: float = 0.5
     bands: tuple[tuple[str, float, float], ...] = (
         ("eyes", 0.25, 0.85),
         ("eyebrows", 0.0, 0.65),
         ("mouth", 0.55, 1.1),
     )
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"unknown inspection style '{self.style}'; known: {sorted(STYLES)}")
 
 
 @dataclass(frozen=True)

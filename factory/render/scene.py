@@ -53,6 +53,7 @@ from factory.render.jobs import (
     RenderJob,
     RenderSettings,
 )
+from factory.render.morph_apply import MATERIAL_INDEX_PROP, apply_surface_morphs, morph_input
 from factory.render.morphs import YAW, available_targets, map_morphs
 from factory.render.sampling import sample_poses
 from factory.render.styles import STYLE_REGISTRY, apply_workbench, style as get_style
@@ -63,6 +64,7 @@ from factory.sources.textures import TextureResolution, resolve_textures
 NECK_NAMES = ("首", "neck")
 HEAD_NAMES = ("頭", "head")
 _MAX_GROUP_DEPTH = 8  # group morphs may nest; deeper (or cyclic) chains are cut
+_APPLIED_KINDS = (MorphKind.VERTEX, MorphKind.BONE, MorphKind.MATERIAL, MorphKind.UV)
 
 
 class SceneError(ValueError):
@@ -147,7 +149,7 @@ def find_head_bones(model: PmxModel) -> tuple[int, int]:
 
 
 def expand_morphs(model: PmxModel, weights: Mapping[int, float]) -> dict[int, float]:
-    """Resolve group morphs into the weights of the vertex and bone morphs they drive."""
+    """Resolve group morphs into the weights of the vertex, bone, material and UV morphs they drive."""
     out: dict[int, float] = defaultdict(float)
 
     def visit(index: int, weight: float, depth: int) -> None:
@@ -158,7 +160,7 @@ def expand_morphs(model: PmxModel, weights: Mapping[int, float]) -> dict[int, fl
             if depth < _MAX_GROUP_DEPTH:
                 for member, factor in zip(morph.offsets["index"], morph.offsets["weight"]):
                     visit(int(member), weight * float(factor), depth + 1)
-        elif morph.kind in (MorphKind.VERTEX, MorphKind.BONE):
+        elif morph.kind in _APPLIED_KINDS:
             out[index] += weight
 
     for index, weight in weights.items():
@@ -234,7 +236,7 @@ class ModelScene:
 
     # -- import -----------------------------------------------------------------
     def _load_textures(self, model_dir) -> list:
-        """bpy images per texture index (None where unusable, with a warning)."""
+        """bpy images per texture index (None where unusable, with a warning, listed in missing_textures)."""
         if model_dir is None:  # an in-memory model: nothing to resolve against
             resolutions = tuple(TextureResolution(raw, None, "missing: no model folder") for raw in self.model.textures)
         else:
@@ -254,6 +256,7 @@ class ModelScene:
             else:
                 self.warnings.append(f"texture '{res.raw}': {res.reason}; using the material colour")
             images.append(image)
+        self.missing_textures = [res.raw for res, image in zip(resolutions, images) if image is None]
         for material in self.model.materials:
             if material.texture >= len(images):
                 self.warnings.append(f"material '{material.name}': texture index {material.texture} out of range")
@@ -415,9 +418,10 @@ class ModelScene:
         out = tree.nodes.new("ShaderNodeOutputMaterial")
         mat.diffuse_color = pmx.diffuse  # Workbench MATERIAL colour and the fallback
         image = self._images[pmx.texture] if 0 <= pmx.texture < len(self._images) else None
+        mat[MATERIAL_INDEX_PROP] = index  # what material morphs find it by (morph_apply.py)
         alpha = tree.nodes.new("ShaderNodeMath")
         alpha.operation = "MULTIPLY"
-        alpha.inputs[1].default_value = pmx.diffuse[3]
+        tree.links.new(morph_input(tree, "alpha", pmx.diffuse[3]), alpha.inputs[1])
         if image is not None:
             tex = tree.nodes.new("ShaderNodeTexImage")
             tex.image = image
@@ -473,6 +477,7 @@ class ModelScene:
         self.sun.data.energy = light_intensity * self.settings.light_scale
         if style is not None and style != self.style:
             self.set_style(style)
+        apply_surface_morphs(self.model, self.mesh_obj, weights)  # material and UV morphs (morph_apply.py)
         bpy.context.view_layer.update()
 
     def _apply_bone_pose(self, rotations: Mapping[int, Quaternion], moves: Mapping[int, Vector]) -> None:
@@ -533,7 +538,7 @@ def render_model(job: RenderJob) -> ModelRender:
             morphs = {targets[t]: w for t, w in sample.morphs.items()}
             scene.pose(morphs, yaw, pitch, roll, sample.light_intensity, sample.style)
             images.append(RenderedImage(sample, scene.render(), scene.face_bbox()))
-        return ModelRender(model.info.name, dict(targets), warnings + scene.warnings, images)
+        return ModelRender(model.info.name, dict(targets), warnings + scene.warnings, images, scene.missing_textures)
     finally:
         scene.close()
 

@@ -47,7 +47,8 @@ RGB = tuple[int, int, int]
 
 # Texture atlas: 4 x 4 tiles; solid colours except the eye tile (an iris).
 _ATLAS, _GRID = 128, 4
-_TILES = {"skin": 0, "hair": 1, "eye": 2, "brow": 3, "mouth": 4, "cloth": 5}
+_TILES = {"skin": 0, "hair": 1, "eye": 2, "brow": 3, "mouth": 4, "cloth": 5, "blush": 6}
+_HIDDEN = {"blush"}  # materials with diffuse alpha 0: drawn only while a material morph shows them
 
 # Bone order in the model (their details are in _bones()).
 _BONES = ("センター", "上半身", "首", "頭", "両目", "左目", "右目")
@@ -224,13 +225,15 @@ _VERTEX_MORPHS: tuple[tuple[str, str, MorphPanel, str, tuple[str, ...], str | No
 # Mapped to a real target but moves nothing: what inspection must flag.
 _DEAD_MORPH = ("目閉じ", "eyes closed", MorphPanel.EYE, "still", ("eye_left", "eye_right"), "eye_close")
 GROUP_MORPH = ("喜び", (("笑い", 1.0), ("上", 0.5), ("い", 0.6)))
+SHOW_MORPH = "照れ"  # material morph: adds 1 to the blush's alpha (with hidden_part)
+UV_MORPH = "瞳色"  # UV morph: moves the irises' UVs one atlas tile over (with uv_morph)
 BONE_MORPH = ("うなずき", "頭", 12.0)  # nod: the head bone pitched 12 degrees
 
 
 def _tile_colors(look: CharacterLook) -> dict[str, RGB]:
     return {"skin": look.skin_color, "hair": look.hair_color, "eye": (250, 250, 250),
             "brow": tuple(int(c * 0.6) for c in look.hair_color), "mouth": (150, 40, 50),
-            "cloth": look.cloth_color}
+            "cloth": look.cloth_color, "blush": (235, 110, 130)}
 
 
 def _texture(look: CharacterLook) -> np.ndarray:
@@ -370,7 +373,8 @@ def _assemble(builder: _Builder) -> tuple[Vertices, np.ndarray, list[Material], 
 
 
 _MATERIAL_NAMES = {"cloth": ("服", "clothes"), "skin": ("肌", "skin"), "eye": ("目", "eyes"),
-                   "brow": ("眉", "brows"), "mouth": ("口", "mouth"), "hair": ("髪", "hair")}
+                   "brow": ("眉", "brows"), "mouth": ("口", "mouth"), "hair": ("髪", "hair"),
+                   "blush": ("頬染め", "blush")}
 
 
 def _material(tile: str, index_count: int, rgb: RGB) -> Material:
@@ -378,7 +382,8 @@ def _material(tile: str, index_count: int, rgb: RGB) -> Material:
     color = tuple(c / 255.0 for c in rgb)
     name, name_en = _MATERIAL_NAMES[tile]
     double_sided = 0x01 if tile in ("hair", "brow") else 0
-    return Material(name, name_en, diffuse=(*color, 1.0), ambient=tuple(c * 0.5 for c in color),
+    alpha = 0.0 if tile in _HIDDEN else 1.0
+    return Material(name, name_en, diffuse=(*color, alpha), ambient=tuple(c * 0.5 for c in color),
                     flags=double_sided | 0x10, texture=0, index_count=index_count)
 
 
@@ -438,6 +443,30 @@ def _bone_morph() -> Morph:
     return Morph(name, "nod", int(MorphPanel.OTHER), MorphKind.BONE, table)
 
 
+def _add_blush(builder: _Builder) -> None:
+    """Two cheek discs on their own alpha-0 material (the hidden part)."""
+    hc, hr = builder.head.center, builder.head.radii
+    for side, suffix in ((1, "left"), (-1, "right")):
+        x = side * 0.95 * hr[0] / 1.55
+        builder.add_disc(f"blush_{suffix}", "blush", (x, hc[1] - 0.62), (0.3, 0.12), side, _B["頭"], False)
+
+
+def _show_morph(materials: list[Material]) -> Morph:
+    table = np.zeros(1, dtype=morph_offset_dtype(MorphKind.MATERIAL))
+    table["index"] = [m.name for m in materials].index(_MATERIAL_NAMES["blush"][0])
+    table["operation"] = 1  # add
+    table["diffuse"] = (0.0, 0.0, 0.0, 1.0)
+    return Morph(SHOW_MORPH, "blush", int(MorphPanel.OTHER), MorphKind.MATERIAL, table)
+
+
+def _uv_morph(regions: dict[str, np.ndarray]) -> Morph:
+    eyes = np.concatenate([regions["eye_left"], regions["eye_right"]])
+    table = np.zeros(len(eyes), dtype=morph_offset_dtype(MorphKind.UV))
+    table["index"] = eyes
+    table["offset"] = (1.0 / _GRID, 0.0, 0.0, 0.0)  # the eye tile -> the brow tile beside it
+    return Morph(UV_MORPH, "eye colour", int(MorphPanel.OTHER), MorphKind.UV, table)
+
+
 def _physics() -> tuple[tuple[RigidBody, ...], tuple[Joint, ...]]:
     """A head collider and a dangling hair body joined to it (round-trip coverage)."""
     bodies = (
@@ -450,21 +479,28 @@ def _physics() -> tuple[tuple[RigidBody, ...], tuple[Joint, ...]]:
 
 
 def build_character(
-    look: CharacterLook | None = None, *, dead_morph: bool = False, name: str = "synthetic"
+    look: CharacterLook | None = None, *, dead_morph: bool = False, hidden_part: bool = False,
+    uv_morph: bool = False, name: str = "synthetic"
 ) -> SyntheticCharacter:
     """Build a character with the given look (defaults when None).
 
     With `dead_morph`, a morph named 目閉じ (an eye_close alias) is added that
     lists the eye vertices with zero offsets: mapped, but it moves nothing.
+    With `hidden_part`, blush discs on the cheeks use a material of alpha 0
+    that the material morph 照れ shows; with `uv_morph`, the UV morph 瞳色
+    recolours the irises. Neither is a target morph.
     """
     look = look or CharacterLook()
     builder = _Builder(look)
     builder.build_meshes()
+    if hidden_part:
+        _add_blush(builder)
     vertices, faces, materials, regions = _assemble(builder)
     specs = _VERTEX_MORPHS + ((_DEAD_MORPH,) if dead_morph else ())
     morphs = [_vertex_morph(builder, vertices, regions, spec) for spec in specs]
     morphs += [_group_morph([m.name for m in morphs]), _bone_morph()]
-    intended = {spec[0]: spec[5] for spec in specs} | {GROUP_MORPH[0]: None, BONE_MORPH[0]: None}
+    morphs += ([_show_morph(materials)] if hidden_part else []) + ([_uv_morph(regions)] if uv_morph else [])
+    intended = {spec[0]: spec[5] for spec in specs} | {m.name: None for m in morphs[len(specs):]}
     bones = _bones(builder)
     frames = (
         DisplayFrame("Root", "Root", True, ((0, _B["センター"]),)),
@@ -495,10 +531,12 @@ def random_character(rng: np.random.Generator, **kwargs) -> SyntheticCharacter:
     return build_character(CharacterLook.random(rng), **kwargs)
 
 
-def write_character(character: SyntheticCharacter, folder: str | os.PathLike, stem: str = "character") -> Path:
-    """Write `{folder}/{stem}.pmx` and its texture `{folder}/tex/face.png`; return the .pmx path."""
+def write_character(character: SyntheticCharacter, folder: str | os.PathLike, stem: str = "character",
+                    texture: bool = True) -> Path:
+    """Write `{folder}/{stem}.pmx` and its texture `{folder}/tex/face.png` (not with texture=False); return the .pmx path."""
     folder = Path(folder)
     texture_file = folder.joinpath(*TEXTURE_PATH.split("\\"))
     texture_file.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(character.texture).save(texture_file)  # (H, W, 4) uint8: RGBA
+    if texture:  # without it the model names a texture file that is missing
+        Image.fromarray(character.texture).save(texture_file)  # (H, W, 4) uint8: RGBA
     return write_pmx(character.model, folder / f"{stem}.pmx")
