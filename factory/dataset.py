@@ -1,9 +1,10 @@
 """The life of one OUT folder: claim it, resume it, and finalize it.
 
 ``prepare`` runs once on the driver before any worker writes: it refuses an OUT
-that holds something other than a factory dataset of the same pipeline, removes
-leftovers of shards that were never committed (a killed run), and loads what
-earlier runs committed. ``finalize`` runs once after the workers: it writes
+that holds something other than a factory dataset of the same pipeline or that
+a live run owns, claims OUT with a new epoch (:mod:`factory.epochs`), voids and
+removes shards that were never committed (a killed run, its zombie writers),
+and loads what earlier runs committed. ``finalize`` runs once after the workers: it writes
 ``errors.parquet`` and ``dataset.json`` with the counts.
 """
 
@@ -21,15 +22,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from factory.epochs import (
+    CLAIMS_DIR,
+    RUN_DIR,
+    Lease,
+    claim_out,
+    fenced_allocator,
+    known_epochs,
+    next_numbers,
+    sweep,
+    void_uncommitted,
+)
 from factory.shards import (
     INDEX_DIR,
     SHARD_DIR,
     STATS_DIR,
     SPLITS,
+    SequentialAllocator,
+    ShardedWriter,
+    ShardLimits,
     committed_stats,
     parquet_from_bytes,
-    parse_shard_name,
     read_index,
+    read_markers,
+    read_shard_index,
+    shard_name,
 )
 from factory.storage import Location, StorageError
 
@@ -37,7 +54,7 @@ FORMAT = "anime-factory/1"
 DATASET_JSON = "dataset.json"
 ERRORS_PARQUET = "errors.parquet"
 # Top-level names a factory OUT may hold; anything else means a foreign folder.
-_OUR_NAMES = {SHARD_DIR, INDEX_DIR, STATS_DIR, DATASET_JSON, ERRORS_PARQUET, "report", "tracks.parquet"}  # tracks.parquet: `factory characters`
+_OUR_NAMES = {SHARD_DIR, INDEX_DIR, STATS_DIR, RUN_DIR, CLAIMS_DIR, DATASET_JSON, ERRORS_PARQUET, "report", "tracks.parquet"}  # tracks.parquet: `factory characters`
 _VERSIONED = ("anime-factory", "ray", "numpy", "pyarrow", "webdataset", "torch", "mediapipe", "bpy")
 
 
@@ -53,6 +70,24 @@ class ResumeState:
     complete_inputs: frozenset[str] = frozenset()
     next_shard: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SPLITS})
     removed_leftovers: list[str] = field(default_factory=list)
+    epoch: int = 0  # this run's claim on OUT; its writers carry it
+    lease: Lease | None = None  # the heartbeat; released when the run ends
+
+    def writer(self, out: Location, limits: ShardLimits = ShardLimits(), writer_id: str = "writer") -> ShardedWriter:
+        """A single-process writer of this run: fenced by its epoch, numbers claimed, committed keys skipped."""
+        allocate = fenced_allocator(out, self.epoch, SequentialAllocator(self.next_shard))
+        return ShardedWriter(out, allocate, limits, skip_keys=self.committed_keys, writer_id=writer_id, epoch=self.epoch)
+
+    def release(self) -> None:
+        """End this run's claim on OUT (its lease stops and is marked released)."""
+        if self.lease is not None:
+            self.lease.release()
+
+    def __enter__(self) -> "ResumeState":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _top_level_names(out: Location) -> list[str]:
@@ -93,52 +128,65 @@ def check_owner(out: Location, pipeline: str) -> dict | None:
     return info
 
 
-def _remove_leftovers(out: Location, committed: set[tuple[str, int]]) -> list[str]:
-    """Delete shard/index files (and temp files) that no stats file commits."""
-    removed = []
-    for folder in (SHARD_DIR, INDEX_DIR):
-        for name in out.list(folder):
-            parsed = parse_shard_name(name)
-            if name.startswith(".tmp-") or (parsed and (parsed[0], parsed[1]) not in committed):
-                out.remove(f"{folder}/{name}")
-                removed.append(f"{folder}/{name}")
-    for name in out.list(STATS_DIR):
-        if name.startswith(".tmp-"):
-            out.remove(f"{STATS_DIR}/{name}")
-    return removed
-
-
-def load_resume_state(out: Location) -> ResumeState:
-    """Committed keys, inputs whose rows are all committed, and the next free shard numbers."""
+def _check_commits(out: Location, epoch: int) -> None:
+    """Each commit must be whole and ours: its tar and index present, its epoch one OUT recorded."""
     stats = committed_stats(out)
-    next_shard = {s: 0 for s in SPLITS}
+    tars, indexes, epochs = set(out.list(SHARD_DIR)), set(out.list(INDEX_DIR)), known_epochs(out)
     for st in stats:
-        next_shard[st.split] = max(next_shard[st.split], st.shard + 1)
-    index = read_index(out)
+        marker = f"{out.url}: {STATS_DIR}/{shard_name(st.split, st.shard, 'json')}"
+        missing = [f"{d}/{n}" for d, n, have in ((SHARD_DIR, st.name, tars), (INDEX_DIR, shard_name(st.split, st.shard, "parquet"), indexes)) if n not in have]
+        if missing:
+            raise DatasetError(f"{marker} commits a shard whose {' and '.join(missing)} is missing; delete that marker to redo the shard")
+        if st.epoch and (st.epoch > epoch or st.epoch not in epochs):
+            raise DatasetError(f"{marker} was committed by epoch {st.epoch}, which this OUT never recorded; it mixes in a foreign dataset")
+
+
+def load_resume_state(out: Location, epoch: int = 0) -> ResumeState:
+    """Committed keys, inputs whose rows are all committed, and the next free shard numbers.
+
+    A damaged dataset (a marker without its files, an unreadable index, a
+    commit of an epoch OUT never recorded) is one :class:`DatasetError` line.
+    """
+    _check_commits(out, epoch)
+    try:
+        tables = [read_shard_index(out, st) for st in committed_stats(out)]
+    except StorageError as exc:
+        raise DatasetError(str(exc)) from None
+    index = pa.concat_tables(tables) if tables else pa.table({"key": [], "input_id": [], "input_rows": []})
     keys = frozenset(index.column("key").to_pylist())
     counts = collections.Counter(index.column("input_id").to_pylist())
     expected = dict(zip(index.column("input_id").to_pylist(), index.column("input_rows").to_pylist()))
     complete = frozenset(i for i, n in counts.items() if n >= expected[i])
-    return ResumeState(committed_keys=keys, complete_inputs=complete, next_shard=next_shard)
+    next_shard = {s: 0 for s in SPLITS} | next_numbers(out)
+    return ResumeState(committed_keys=keys, complete_inputs=complete, next_shard=next_shard, epoch=epoch)
 
 
-def prepare(out: Location, pipeline: str, config: dict[str, Any], resume: bool = True) -> ResumeState:
-    """Claim OUT for ``pipeline`` and return what earlier runs committed.
+def prepare(
+    out: Location, pipeline: str, config: dict[str, Any], resume: bool = True, takeover: bool = False
+) -> ResumeState:
+    """Claim OUT for ``pipeline`` with a new epoch and return what earlier runs committed.
 
     With ``resume=False`` an OUT that already holds a dataset is refused
-    instead of continued.
+    instead of continued. An OUT a live run owns is refused unless
+    ``takeover``; taking over fences the old run's writers out. Use the
+    state as a context manager (or call ``release()``) to end the claim.
     """
     out.ensure_writable()
     existing = check_owner(out, pipeline)
     if existing is not None and not resume:
         raise DatasetError(f"{out.url} already holds a '{pipeline}' dataset; pass --resume to continue it")
-    committed = {(s.split, s.shard) for s in committed_stats(out)}
-    removed = _remove_leftovers(out, committed)
-    state = load_resume_state(out)
-    state.removed_leftovers = removed
-    info = existing or {"format": FORMAT, "pipeline": pipeline}
-    info.update({"status": "running", "config": config})
-    out.put_bytes(DATASET_JSON, json.dumps(info, indent=1, sort_keys=True, default=str).encode())
+    lease = claim_out(out, force=takeover)
+    try:
+        void_uncommitted(out, lease.epoch)
+        removed = sweep(out, read_markers(out)[1])
+        state = load_resume_state(out, lease.epoch)
+        state.removed_leftovers, state.lease = removed, lease
+        info = existing or {"format": FORMAT, "pipeline": pipeline}
+        info.update({"status": "running", "config": config})
+        out.put_bytes(DATASET_JSON, json.dumps(info, indent=1, sort_keys=True, default=str).encode())
+    except BaseException:
+        lease.release()
+        raise
     return state
 
 

@@ -40,12 +40,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from factory.storage import Location
+from factory.storage import Location, StorageError
 
 SPLITS = ("train", "test", "all")
 SHARD_DIR, INDEX_DIR, STATS_DIR = "shards", "index", "stats"
 _SHARD_NAME = re.compile(r"^(train|test|all)-(\d{6})\.(tar|parquet|json)$")
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]+")
 # Fixed tar metadata so identical samples give identical bytes.
 _TAR_MTIME = 946684800  # 2000-01-01T00:00:00Z
@@ -74,6 +74,14 @@ class ShardFormatError(ValueError):
     """A row does not follow the writer's contract (a pipeline bug, not bad input)."""
 
 
+class FencedOut(StorageError):
+    """A newer run (epoch) has claimed OUT: this stale writer's commit is refused."""
+
+
+class DamagedShard(StorageError):
+    """A committed shard cannot be read as committed; the message is one line."""
+
+
 def make_key(*parts: object) -> str:
     """Join parts into a deterministic sample key with no dots or slashes.
 
@@ -82,7 +90,7 @@ def make_key(*parts: object) -> str:
     """
     cleaned = [_KEY_UNSAFE.sub("_", str(p)).strip("_") for p in parts]
     key = "_".join(p for p in cleaned if p)
-    if not key or not _KEY.match(key):
+    if not key or not _KEY.fullmatch(key):
         raise ShardFormatError(f"cannot build a sample key from {parts!r}")
     return key
 
@@ -151,6 +159,7 @@ class ShardStats:
     rows: int
     bytes: int
     writer: str
+    epoch: int = 0  # the run that committed it (0: written outside a claimed run)
 
     @property
     def name(self) -> str:
@@ -227,10 +236,20 @@ class _OpenShard:
             self.samples += 1
         self.rows.append(_index_row(row, self.shard, members, size, meta))
 
-    def commit(self, writer_id: str) -> ShardStats:
-        """Finish the tar, write the index, then the stats file (the commit)."""
+    def commit(self, writer_id: str, epoch: int | None) -> ShardStats:
+        """Finish the tar, write the index, then the stats file (the commit).
+
+        With an epoch the stats file is created exclusively: a void marker put
+        there by a newer run refuses this commit (:class:`FencedOut`).
+        """
         total = self._tar.close()
-        self._stack.close()  # completes the rename / multipart upload
+        try:
+            self._stack.close()  # completes the rename / multipart upload
+        except FileNotFoundError:
+            if epoch is None:
+                raise
+            # A newer run swept our temp file: we are the stale writer.
+            raise FencedOut(f"{self.out.url}: shard {shard_name(self.split, self.shard, 'tar')} was voided by a newer run; this writer of epoch {epoch} is stale") from None
         table = pa.Table.from_pylist(self.rows, schema=INDEX_SCHEMA)
         buf = io.BytesIO()
         pq.write_table(table, buf)
@@ -243,8 +262,16 @@ class _OpenShard:
             rows=len(self.rows),
             bytes=total,
             writer=writer_id,
+            epoch=epoch or 0,
         )
-        self.out.put_bytes(f"{STATS_DIR}/{shard_name(self.split, self.shard, 'json')}", stats.to_json())
+        rel = f"{STATS_DIR}/{shard_name(self.split, self.shard, 'json')}"
+        if epoch is None:
+            self.out.put_bytes(rel, stats.to_json())
+            return stats
+        try:
+            self.out.create_exclusive(rel, stats.to_json())
+        except FileExistsError:
+            raise FencedOut(f"{self.out.url}: shard {stats.name} was voided by a newer run; this writer of epoch {epoch} is stale") from None
         return stats
 
     def abort(self) -> None:
@@ -293,7 +320,7 @@ def validate_row(row: dict) -> None:
     if missing:
         raise ShardFormatError(f"row lacks {', '.join(missing)}: keys {sorted(row)}")
     key = row["__key__"]
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
         raise ShardFormatError(f"sample key {key!r} must match {_KEY.pattern} (no dots, no slashes)")
     if row_status(row) not in STATUSES:
         raise ShardFormatError(f"status {row.get('__status__')!r} is not one of {STATUSES}")
@@ -319,7 +346,8 @@ class ShardedWriter:
     ``allocate(split)`` hands out shard numbers; writers running in parallel
     share one allocator so their numbers never collide. Rows whose key is in
     ``skip_keys`` (already committed by an earlier run) are dropped, which is
-    what makes a resumed run free of duplicates.
+    what makes a resumed run free of duplicates. A writer of a claimed run
+    carries its ``epoch`` (see :mod:`factory.epochs`): its commits are fenced.
     """
 
     def __init__(
@@ -329,9 +357,10 @@ class ShardedWriter:
         limits: ShardLimits = ShardLimits(),
         skip_keys: Container[str] = frozenset(),
         writer_id: str = "writer",
+        epoch: int | None = None,
     ) -> None:
         self.out, self.allocate, self.limits = out, allocate, limits
-        self.skip_keys, self.writer_id = skip_keys, writer_id
+        self.skip_keys, self.writer_id, self.epoch = skip_keys, writer_id, epoch
         self._open: dict[str, _OpenShard] = {}
         self._seen: set[str] = set()
         self.committed: list[ShardStats] = []
@@ -353,7 +382,7 @@ class ShardedWriter:
             shard = self._open[split] = _OpenShard(self.out, split, self.allocate(split))
         shard.add(row)
         if len(shard.rows) >= self.limits.max_samples or shard.bytes >= self.limits.max_bytes:
-            self.committed.append(self._open.pop(split).commit(self.writer_id))
+            self.committed.append(self._open.pop(split).commit(self.writer_id, self.epoch))
 
     def write_all(self, rows: Iterable[dict]) -> None:
         for row in rows:
@@ -362,7 +391,7 @@ class ShardedWriter:
     def close(self) -> list[ShardStats]:
         """Commit every open shard; returns the stats of all committed shards."""
         for split in sorted(self._open):
-            self.committed.append(self._open.pop(split).commit(self.writer_id))
+            self.committed.append(self._open.pop(split).commit(self.writer_id, self.epoch))
         return self.committed
 
     def abort(self) -> None:
@@ -382,16 +411,33 @@ class ShardedWriter:
 
 
 # -- reading -------------------------------------------------------------------
-def committed_stats(out: Location, split: str | None = None) -> list[ShardStats]:
-    """Stats of committed shards (those with a stats file), sorted by split and number."""
-    found = []
+def void_marker(split: str, shard: int, epoch: int) -> bytes:
+    """A stats file that commits nothing: epoch ``epoch`` voided this shard number."""
+    return json.dumps({"void": True, "split": split, "shard": shard, "voided_by": epoch}, sort_keys=True).encode()
+
+
+def read_markers(out: Location, split: str | None = None) -> tuple[list[ShardStats], set[tuple[str, int]]]:
+    """Stats of committed shards, sorted, and the (split, shard) numbers marked void."""
+    found, void = [], set()
     for name in out.list(STATS_DIR):
         parsed = parse_shard_name(name)
         if not parsed or parsed[2] != "json" or (split and parsed[0] != split):
             continue
-        data = json.loads(out.read_bytes(f"{STATS_DIR}/{name}"))
-        found.append(ShardStats(**{k: data[k] for k in ShardStats.__dataclass_fields__}))
-    return sorted(found, key=lambda s: (s.split, s.shard))
+        try:
+            data = json.loads(out.read_bytes(f"{STATS_DIR}/{name}"))
+            if data.get("void"):
+                void.add((parsed[0], parsed[1]))
+                continue
+            fields = ShardStats.__dataclass_fields__
+            found.append(ShardStats(**{k: data[k] for k in fields if k in data or k != "epoch"}))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DamagedShard(f"{out.url}/{STATS_DIR}/{name} is not a readable commit marker ({type(exc).__name__})") from None
+    return sorted(found, key=lambda s: (s.split, s.shard)), void
+
+
+def committed_stats(out: Location, split: str | None = None) -> list[ShardStats]:
+    """Stats of committed shards (a stats file that is not void), sorted by split and number."""
+    return read_markers(out, split)[0]
 
 
 def committed_shard_urls(out: Location, split: str | None = None) -> list[str]:
@@ -414,12 +460,21 @@ def parquet_from_bytes(data: bytes) -> pa.Table:
     return pq.ParquetFile(io.BytesIO(data)).read(use_threads=False)
 
 
+def read_shard_index(out: Location, stats: ShardStats) -> pa.Table:
+    """The index of one committed shard; a missing or unreadable one is :class:`DamagedShard`."""
+    rel = f"{INDEX_DIR}/{shard_name(stats.split, stats.shard, 'parquet')}"
+    try:
+        return parquet_from_bytes(out.read_bytes(rel))
+    except FileNotFoundError:
+        marker = f"{STATS_DIR}/{shard_name(stats.split, stats.shard, 'json')}"
+        raise DamagedShard(f"{out.url}: {marker} commits a shard whose {rel} is missing") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise DamagedShard(f"{out.url}/{rel} is unreadable ({type(exc).__name__})") from None
+
+
 def read_index(out: Location, split: str | None = None) -> pa.Table:
     """The index rows of all committed shards as one table."""
-    tables = [
-        parquet_from_bytes(out.read_bytes(f"{INDEX_DIR}/{shard_name(s.split, s.shard, 'parquet')}"))
-        for s in committed_stats(out, split)
-    ]
+    tables = [read_shard_index(out, s) for s in committed_stats(out, split)]
     return pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
 
 
@@ -432,6 +487,8 @@ def iter_samples(out: Location, split: str | None = None) -> Iterator[dict[str, 
                 if not member.isfile():
                     continue
                 key, _, field = member.name.partition(".")
+                if not _KEY.fullmatch(key):
+                    raise DamagedShard(f"{out.url}: {stats.name} holds {member.name!r}, not a factory sample member")
                 if current is None or current["__key__"] != key:
                     if current is not None:
                         yield current

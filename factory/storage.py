@@ -215,6 +215,33 @@ class Location:
             raise
         _call(self, "write", fh.close)
 
+    def create_exclusive(self, rel: str, data: bytes) -> None:
+        """Create ``rel`` holding ``data`` only if nothing is there; else raise FileExistsError.
+
+        The whole content appears at once, and of two writers racing for one
+        name exactly one wins. Locally: a temp file hard-linked to the name
+        (``link`` fails on an existing name, like ``O_EXCL``). On S3: a PUT with
+        ``If-None-Match: *`` (s3fs's ``mode="create"``), which AWS S3 and
+        moto's server answer with 412 when the key exists; s3fs raises
+        FileExistsError for it.
+        """
+        final = self.path(rel)
+        if not self.is_local:
+            _call(self, "create", lambda: self.fs.pipe_file(final, data, mode="create"))
+            return
+        folder = posixpath.dirname(final)
+        os.makedirs(folder, exist_ok=True)
+        tmp = posixpath.join(folder, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(final)}")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
     def remove(self, rel: str) -> None:
         """Delete a file if it exists."""
         path = self.path(rel)
@@ -246,7 +273,7 @@ def _call(loc: Location, what: str, fn: Callable):
         return fn()
     except StorageError:
         raise
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+    except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError):
         raise
     except PermissionError as exc:
         raise StorageError(f"{what} {loc.url}: permission denied ({exc})") from exc

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Container
 
 import cv2
 import numpy as np
 
 from factory.dataset import finalize, prepare
 from factory.rows import rows_for_input
-from factory.shards import SequentialAllocator, ShardedWriter, ShardLimits, make_key
-from factory.storage import open_location
+from factory.shards import ShardedWriter, ShardLimits, make_key
+from factory.storage import StorageError, open_location
 
 ROWS_PER_INPUT = 3
 
@@ -34,28 +35,34 @@ def sample_rows(input_id: str) -> list[dict]:
     ]
 
 
+LIMITS = ShardLimits(max_samples=4)  # 3 rows per input: inputs straddle shards
+
+
+def write_inputs(writer: ShardedWriter, complete: Container[str], n_inputs: int, delay_s: float) -> None:
+    """Write the inputs not in ``complete``; input 7 is a bad one (an error row)."""
+    for i in range(n_inputs):
+        item = {"input_id": f"vid{i:03d}", "split": "train" if i % 5 else "test"}
+        if item["input_id"] in complete:
+            continue
+        if i == 7:  # one bad input: an error row, the run goes on
+            rows = rows_for_input(item, lambda: (_ for _ in ()).throw(ValueError("corrupt video")))
+        else:
+            rows = rows_for_input(item, lambda: sample_rows(item["input_id"]))
+        writer.write_all(rows)
+        time.sleep(delay_s)
+
+
 def main(out_url: str, n_inputs: int, delay_s: float) -> None:
     out = open_location(out_url)
-    state = prepare(out, "test", {"n": n_inputs})
-    writer = ShardedWriter(
-        out,
-        SequentialAllocator(state.next_shard),
-        ShardLimits(max_samples=4),  # 3 rows per input: inputs straddle shards
-        skip_keys=state.committed_keys,
-    )
-    with writer:
-        for i in range(n_inputs):
-            item = {"input_id": f"vid{i:03d}", "split": "train" if i % 5 else "test"}
-            if item["input_id"] in state.complete_inputs:
-                continue
-            if i == 7:  # one bad input: an error row, the run goes on
-                rows = rows_for_input(item, lambda: (_ for _ in ()).throw(ValueError("corrupt video")))
-            else:
-                rows = rows_for_input(item, lambda: sample_rows(item["input_id"]))
-            writer.write_all(rows)
-            time.sleep(delay_s)
-    finalize(out, "test", {"n": n_inputs})
+    with prepare(out, "test", {"n": n_inputs}) as state:
+        with state.writer(out, LIMITS) as writer:
+            write_inputs(writer, state.complete_inputs, n_inputs, delay_s)
+        finalize(out, "test", {"n": n_inputs})
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))
+    try:
+        main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))
+    except StorageError as exc:  # what the CLI does: one line, exit 1
+        print(f"resume_writer: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -45,7 +45,7 @@ from factory.characters.grouping import (
 from factory.characters.samples import TrackSample, character_row
 from factory.members import unpack
 from factory.dataset import DatasetError, check_owner, finalize, prepare
-from factory.shards import SequentialAllocator, ShardedWriter, iter_samples, make_key
+from factory.shards import iter_samples, make_key
 from factory.storage import open_location
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def run_characters(
     if unused:  # a typo must not pass silently
         raise ValueError(f"corrections line {unused[0]}: no track or character of this dataset is called that")
     state = prepare(out, PIPELINE, config)  # claimed only now: a bad CSV or embedding leaves OUT untouched
-    with ShardedWriter(out, SequentialAllocator(state.next_shard), skip_keys=state.committed_keys, writer_id=PIPELINE) as writer:
+    with state, state.writer(out, writer_id=PIPELINE) as writer:  # the claim ends with the writer
         for scope_id, rows in by_scope.items():
             for row in rows:
                 row.update({"__input__": scope_id, "__input_rows__": len(rows), "__split__": "all"})

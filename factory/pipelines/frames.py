@@ -89,9 +89,11 @@ class FrameSampler:
         return rows_for_input(item, lambda: self._rows(item))
 
 
-def run_frames(inputs: str | list[str], out_url: str, config: FramesConfig = FramesConfig(), resume: bool = True) -> RunResult:
+def run_frames(
+    inputs: str | list[str], out_url: str, config: FramesConfig = FramesConfig(), resume: bool = True, takeover: bool = False
+) -> RunResult:
     """Sample frames of every input video into committed shards under ``out_url``."""
     items = video_items(inputs)
     build = actor_pool_stage(FrameSampler, config, config.workers)
     settings = {"sampling": asdict(config.sampling), "style": asdict(config.style), "max_side": config.max_side}
-    return run("frames", out_url, settings, items, build, limits=config.limits, resume=resume)
+    return run("frames", out_url, settings, items, build, limits=config.limits, resume=resume, takeover=takeover)

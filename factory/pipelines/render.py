@@ -111,7 +111,7 @@ def _models_in(uri: str, rel: str) -> list[tuple[str, str, str, str]]:
 
 # -- render ---------------------------------------------------------------------------
 def run_render(models_url: str, out_url: str, config: RenderRunConfig = RenderRunConfig(),
-               annotations: str | None = None, resume: bool = True) -> RunResult:
+               annotations: str | None = None, resume: bool = True, takeover: bool = False) -> RunResult:
     """Render every model under ``models_url`` into committed shards under ``out_url``."""
     overrides = read_annotations(annotations) if annotations else None
     items = model_inputs(models_url, config.renderer.sampling, overrides)
@@ -126,7 +126,7 @@ def run_render(models_url: str, out_url: str, config: RenderRunConfig = RenderRu
         "render": asdict(config.renderer.settings),
         "annotations": annotations or "",
     }
-    return run("render", out_url, settings, items, build, limits=config.limits, resume=resume)
+    return run("render", out_url, settings, items, build, limits=config.limits, resume=resume, takeover=takeover)
 
 
 # -- annotate -------------------------------------------------------------------------
@@ -239,6 +239,10 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of models in the test split (default: the paper's 294/3613)")
     parser.add_argument("--recycle-every", type=int, default=20, help="models per Blender process")
     parser.add_argument("--resume", action="store_true", help="continue a dataset already in --out")
+    parser.add_argument(
+        "--force-takeover", action="store_true",
+        help="claim --out even while another run's lease is alive; that run's writers are fenced out",
+    )
 
 
 def run_render_from_args(args: argparse.Namespace) -> int:
@@ -251,7 +255,7 @@ def run_render_from_args(args: argparse.Namespace) -> int:
         ),
         workers=parse_pool(args.render_workers),
     )
-    result = run_render(args.models, args.out, config, args.annotations, resume=args.resume)
+    result = run_render(args.models, args.out, config, args.annotations, resume=args.resume, takeover=args.force_takeover)
     counts = result.dataset["counts"]
     print(f"rendered {counts['samples']} images from {counts['inputs']} models "
           f"({counts['errors']} failed, {result.inputs_skipped} already complete) into {args.out}")

@@ -18,8 +18,10 @@ import ray
 from factory.dataset import ResumeState, finalize, prepare
 from factory.pipelines.runtime import init_ray
 from factory.pipelines.sink import ShardDatasink
+from factory.provenance import utc_now
 from factory.rows import InputItem
-from factory.shards import ShardLimits
+from factory.epochs import sweep
+from factory.shards import FencedOut, ShardLimits, read_markers
 from factory.storage import StorageConfig, open_location
 
 log = logging.getLogger(__name__)
@@ -84,18 +86,41 @@ def run(
     limits: ShardLimits = ShardLimits(),
     storage: StorageConfig | None = None,
     resume: bool = True,
+    takeover: bool = False,
 ) -> RunResult:
-    """Run ``build`` over the inputs not yet complete under ``out_url``."""
+    """Run ``build`` over the inputs not yet complete under ``out_url``.
+
+    ``takeover`` claims an OUT that a live run still owns (``--force-takeover``);
+    that run's writers are fenced out.
+    """
+    started = utc_now()
     out = open_location(out_url, storage)
-    state: ResumeState = prepare(out, pipeline, config, resume=resume)
-    todo = [i for i in inputs if i.input_id not in state.complete_inputs]
-    log.info("%d inputs, %d already complete, %d to do", len(inputs), len(inputs) - len(todo), len(todo))
-    if todo:
-        init_ray()
-        ds = ray.data.from_items([asdict(i) for i in todo], override_num_blocks=len(todo))
-        sink = ShardDatasink(out.url, state.next_shard, state.committed_keys, limits, storage)
-        # No task retries for the write: a retried task could commit a shard
-        # twice. A failed run is resumed instead, which is exact.
-        build(ds).write_datasink(sink, ray_remote_args={"max_retries": 0})
-    info = finalize(out, pipeline, config)
+    state: ResumeState
+    with prepare(out, pipeline, config, resume=resume, takeover=takeover) as state:
+        todo = [i for i in inputs if i.input_id not in state.complete_inputs]
+        log.info("%d inputs, %d already complete, %d to do", len(inputs), len(inputs) - len(todo), len(todo))
+        if todo:
+            init_ray()
+            ds = ray.data.from_items([asdict(i) for i in todo], override_num_blocks=len(todo))
+            sink = ShardDatasink(out.url, state.next_shard, state.epoch, state.committed_keys, limits, storage)
+            # No task retries for the write: a retried task could commit a shard
+            # twice. A failed run is resumed instead, which is exact.
+            _write_fenced(build(ds), sink)
+            # A stale writer may have finished a voided shard meanwhile; drop its files.
+            sweep(out, read_markers(out)[1])
+        info = finalize(out, pipeline, config, inputs=[(i.input_id, i.uri) for i in inputs], started=started)
     return RunResult(info, len(inputs), len(inputs) - len(todo), len(state.removed_leftovers))
+
+
+def _write_fenced(ds: ray.data.Dataset, sink: ShardDatasink) -> None:
+    """Write through the sink; a newer run's takeover ends this run with its one line."""
+    try:
+        ds.write_datasink(sink, ray_remote_args={"max_retries": 0})
+    except Exception as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, FencedOut):
+            cause = getattr(cause, "cause", None) or cause.__cause__
+        if cause is None:
+            raise
+        original = getattr(cause, "cause", None) or cause  # Ray's RayTaskError(FencedOut) wraps the original
+        raise FencedOut(str(original).splitlines()[0]) from None

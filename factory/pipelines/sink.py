@@ -1,7 +1,9 @@
 """A Ray Data datasink that writes rows through the factory's shard writer.
 
-Every write task runs its own :class:`~factory.shards.ShardedWriter`; one small
-counter actor hands out shard numbers so parallel tasks never collide. Keys
+Every write task runs its own :class:`~factory.shards.ShardedWriter`, fenced by
+the run's epoch; one small counter actor proposes shard numbers and each task
+claims its numbers in OUT (:func:`factory.epochs.fenced_allocator`), so no two
+writers, of this run or a stale one, ever share a shard. Keys
 committed by earlier runs reach the tasks through the object store and are
 skipped, so a resumed run adds no duplicate.
 """
@@ -15,6 +17,7 @@ from ray.data.block import Block, BlockAccessor
 from ray.data.datasource import Datasink
 from ray.data._internal.execution.interfaces import TaskContext
 
+from factory.epochs import fenced_allocator
 from factory.shards import ShardedWriter, ShardLimits, ShardStats
 from factory.storage import StorageConfig, open_location
 
@@ -39,11 +42,12 @@ class ShardDatasink(Datasink[list[dict]]):
         self,
         out_url: str,
         next_shard: dict[str, int],
+        epoch: int,
         skip_keys: frozenset[str] = frozenset(),
         limits: ShardLimits = ShardLimits(),
         storage: StorageConfig | None = None,
     ) -> None:
-        self.out_url, self.limits, self.storage = out_url, limits, storage
+        self.out_url, self.epoch, self.limits, self.storage = out_url, epoch, limits, storage
         # Created here, on the driver, before the write tasks are serialised.
         self._counter = ShardCounter.remote(next_shard)
         self._skip_ref = ray.put(skip_keys)
@@ -58,15 +62,16 @@ class ShardDatasink(Datasink[list[dict]]):
         out = open_location(self.out_url, self.storage)
         counter = self._counter
 
-        def allocate(split: str) -> int:
+        def propose(split: str) -> int:
             return ray.get(counter.next.remote(split))
 
         writer = ShardedWriter(
             out,
-            allocate,
+            fenced_allocator(out, self.epoch, propose),
             self.limits,
             skip_keys=ray.get(self._skip_ref),
             writer_id=f"task-{ctx.task_idx}",
+            epoch=self.epoch,
         )
         with writer:
             for block in blocks:
