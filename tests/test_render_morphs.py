@@ -269,3 +269,22 @@ def test_factory_annotate_on_gene_passes_its_mapped_morphs(tmp_path):
     alive = sum(flag != "dead" for flag in flags.values())
     assert alive >= 0.9 * len(flags), flags
     assert sum(r["use"] for r in mapped) >= 0.9 * len(mapped), flags
+
+
+@pytest.mark.slow
+def test_factory_annotate_inspects_with_the_engine_it_is_given(tmp_path):
+    """--engine / --inspect-resolution reach the renders; the dead morph is flagged, the rest pass."""
+    pytest.importorskip("bpy")
+    write_character(build_character(dead_morph=True), tmp_path / "models" / "dead")
+    done = subprocess.run([sys.executable, "-m", "factory", "annotate", "--models", str(tmp_path / "models"),
+                           "--out", str(tmp_path / "out"), "--engine", "workbench", "--inspect-resolution", "96"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = pq.read_table(tmp_path / "out" / "annotations.parquet").to_pylist()
+    flags = {r["morph_name"]: r["flag"] for r in rows if r["target"]}
+    assert flags.pop("目閉じ") == "dead"
+    assert set(flags.values()) == {"ok"}, flags
+    bad = subprocess.run([sys.executable, "-m", "factory", "annotate", "--models", str(tmp_path / "models"),
+                          "--out", str(tmp_path / "out2"), "--inspect-resolution", "4"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert bad.returncode != 0 and "resolution" in bad.stderr and "Traceback" not in bad.stderr

@@ -266,11 +266,21 @@ def add_annotate_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `factory annotate`."""
     parser.add_argument("--models", required=True, help="folder or URL of PMX/PMD models")
     parser.add_argument("--out", required=True, help="output folder or URL for annotations.parquet")
+    # inspection renders the way `factory render` will: pass the same engine / samples / --gpu
+    default = InspectionSettings()
+    parser.add_argument("--engine", default=default.settings.engine, choices=["cycles", "eevee", "workbench"],
+                        help="engine of the inspection renders (default: the render default)")
+    parser.add_argument("--samples", type=int, default=default.settings.samples, help="render samples per pixel")
+    parser.add_argument("--gpu", action="store_true", help="render on the GPU (CUDA/OptiX)")
+    parser.add_argument("--inspect-resolution", type=int, default=default.settings.resolution,
+                        help=f"inspection image size in pixels (default {default.settings.resolution})")
 
 
 def run_annotate_from_args(args: argparse.Namespace) -> int:
     """Handler of `factory annotate`."""
-    table = run_annotate(args.models, args.out)
+    settings = RenderSettings(engine=args.engine, samples=args.samples, gpu=args.gpu,
+                              resolution=args.inspect_resolution)
+    table = run_annotate(args.models, args.out, InspectionSettings(settings=settings))
     rows = table.to_pylist()
     flagged = sum(1 for r in rows if r["flag"] not in (None, "ok", "not_inspected"))
     failed = len({r["model_id"] for r in rows if r["error"]})
