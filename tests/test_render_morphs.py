@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +22,13 @@ from PIL import Image
 from factory.render.jobs import InspectionSettings, RenderSettings
 from factory.render.morph_apply import base_material_values, material_values, uv_offsets
 from factory.render.sampling import STYLES
-from factory.sources.pmx_model import MorphKind, morph_offset_dtype
-from factory.synthetic.character import SHOW_MORPH, UV_MORPH, build_character, write_character
+from factory.sources.pmx_model import Morph, MorphKind, morph_offset_dtype
+from factory.synthetic.character import (
+    SHOW_MORPH,
+    UV_MORPH,
+    build_character,
+    write_character,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 GENE_DIR = REPO.parent / "shared" / "realdata" / "mmd" / "gene"  # ../shared/realdata, never copied in
@@ -48,8 +52,6 @@ def _with_morphs(model, *morphs):
 
 # -- pure: the morph arithmetic ------------------------------------------------------
 def test_material_morphs_multiply_and_add_as_mmd_does():
-    from factory.sources.pmx_model import Morph
-
     model = build_character(hidden_part=True).model
     n = len(model.materials)
     blush = n - 1  # the hidden part's material comes last
@@ -134,8 +136,6 @@ def gene(scene_mod):
 
 
 def test_group_morphs_expand_into_material_and_uv_morphs(scene_mod):
-    from factory.sources.pmx_model import Morph
-
     model = build_character(hidden_part=True, uv_morph=True).model
     show, uv = model.morph_index(SHOW_MORPH), model.morph_index(UV_MORPH)
     table = np.zeros(2, dtype=morph_offset_dtype(MorphKind.GROUP))
@@ -231,7 +231,7 @@ def test_missing_textures_render_in_the_diffuse_colour_and_are_listed(scene_mod,
     green = dataclasses.replace(base.model, materials=tuple(
         dataclasses.replace(m, diffuse=(0.1, 0.8, 0.1, 1.0)) for m in base.model.materials))
     character = dataclasses.replace(base, model=green)
-    job = dict(sampling=SamplingConfig(images_per_model=2, styles=(INSPECT.style,)), settings=INSPECT.settings)
+    job = {"sampling": SamplingConfig(images_per_model=2, styles=(INSPECT.style,)), "settings": INSPECT.settings}
     results = {}
     for label, texture in (("textured", True), ("missing", False)):
         path = write_character(character, tmp_path / label, texture=texture)
@@ -258,7 +258,7 @@ def test_factory_annotate_on_gene_passes_its_mapped_morphs(tmp_path):
         pytest.skip(f"real MMD model not found at {GENE} (../shared/realdata)")
     done = subprocess.run([sys.executable, "-m", "factory", "annotate", "--models", str(GENE_DIR),
                            "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
-                          timeout=900, env=dict(os.environ))
+                          timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = pq.read_table(tmp_path / "out" / "annotations.parquet").to_pylist()
     mapped = [r for r in rows if r["target"]]
@@ -278,7 +278,7 @@ def test_factory_annotate_inspects_with_the_engine_it_is_given(tmp_path):
     write_character(build_character(dead_morph=True), tmp_path / "models" / "dead")
     done = subprocess.run([sys.executable, "-m", "factory", "annotate", "--models", str(tmp_path / "models"),
                            "--out", str(tmp_path / "out"), "--engine", "workbench", "--inspect-resolution", "96"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+                          cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = pq.read_table(tmp_path / "out" / "annotations.parquet").to_pylist()
     flags = {r["morph_name"]: r["flag"] for r in rows if r["target"]}
@@ -286,5 +286,5 @@ def test_factory_annotate_inspects_with_the_engine_it_is_given(tmp_path):
     assert set(flags.values()) == {"ok"}, flags
     bad = subprocess.run([sys.executable, "-m", "factory", "annotate", "--models", str(tmp_path / "models"),
                           "--out", str(tmp_path / "out2"), "--inspect-resolution", "4"],
-                         cwd=REPO, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+                         cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode != 0 and "resolution" in bad.stderr and "Traceback" not in bad.stderr
