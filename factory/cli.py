@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``factory`` console script."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
+    from factory.provenance import record_command  # light: no pipeline imported
+
+    record_command(argv)  # dataset.json records the command that made it
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
