@@ -107,6 +107,10 @@ def v2d_shards(silent_video, tmp_path) -> Path:
         "000000001.mp4": bytes(4 << 20),
         "000000001.json": json.dumps({**meta, "key": "000000001", "url": "https://example.org/junk.mp4"}).encode(),
         "000000001.txt": b"",
+        # video2dataset's record of a failed download: json + txt, no video
+        "000000002.json": json.dumps({**meta, "key": "000000002", "url": "https://example.org/gone.mp4",
+                                      "status": "failed_to_download", "error_message": "HTTP Error 404: Not Found"}).encode(),
+        "000000002.txt": b"a video that is gone",
     })  # fmt: skip
     (folder / "00000.parquet").write_bytes(b"PAR1")  # beside the shard, as video2dataset writes it: ignored
     (folder / "00000_stats.json").write_text("{}")
@@ -138,7 +142,11 @@ class _CountingReads:
 def test_video2dataset_layout_read_by_member(v2d_shards, silent_video, tmp_path, monkeypatch):
     reads = _CountingReads(monkeypatch)
     entries = expand_inputs(str(v2d_shards))
-    assert [e.source_key for e in entries] == ["000000000", "000000001"]
+    assert [e.source_key for e in entries] == ["000000000", "000000001", "000000002"]
+    assert [e.caption for e in entries] == ["a quiet video", None, "a video that is gone"]
+    failed = entries[2]  # no video member: an error entry with its URL and status, not dropped
+    assert failed.error and "https://example.org/gone.mp4" in failed.error and "failed_to_download: HTTP Error 404" in failed.error
+    assert failed.webpage_url == "https://example.org/gone.mp4" and entries[0].error is None and entries[1].error is None
     assert reads.bytes < 256 << 10  # headers and jsons only, not the 4 MB member
     assert [e.video_id for e in entries] == [e.video_id for e in expand_inputs(str(v2d_shards))]  # stable ids
     assert entries[0].webpage_url == "https://example.org/quiet.mp4" and entries[0].kind == "shard"
@@ -151,7 +159,7 @@ def test_video2dataset_layout_read_by_member(v2d_shards, silent_video, tmp_path,
     # A brace pattern over two shards, one of them missing: the missing one is one error entry.
     pattern = expand_inputs(str(v2d_shards / "{00000..00001}.tar"))
     assert [e.source_key for e in pattern[:2]] == ["000000000", "000000001"]
-    assert len(pattern) == 3 and "no such shard" in pattern[2].error
+    assert len(pattern) == 4 and "no such shard" in pattern[3].error
 
 
 def test_video_pipeline_on_video2dataset_shards(v2d_shards, ray_local, tmp_path):
@@ -164,6 +172,9 @@ def test_video_pipeline_on_video2dataset_shards(v2d_shards, ray_local, tmp_path)
     for sample in samples:
         meta = json.loads(sample["json"])
         assert meta["source_shard"] == str(v2d_shards / "00000.tar") and meta["source_key"] == "000000000"
-        assert meta["source_url"] == "https://example.org/quiet.mp4"
-    (error,) = read_errors(open_location(out)).to_pylist()  # the 4 MB of zeros is one error row
-    assert error["input_id"].startswith("000000001_")
+        assert meta["source_url"] == "https://example.org/quiet.mp4" and meta["caption"] == "a quiet video"
+    # the 4 MB of zeros and video2dataset's failed download: one error row each, 3 inputs in all
+    junk, gone = sorted(read_errors(open_location(out)).to_pylist(), key=lambda r: r["input_id"])
+    assert junk["input_id"].startswith("000000001_") and gone["input_id"].startswith("000000002_")
+    assert "https://example.org/gone.mp4" in gone["error"] and "failed_to_download" in gone["error"]
+    assert json.loads(open_location(out).read_bytes("dataset.json"))["counts"]["inputs"] == 3

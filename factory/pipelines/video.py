@@ -353,6 +353,7 @@ class VideoMiner:
         shard = source.get("kind") == "shard"
         info["source_shard"] = source["url"] if shard else None
         info["source_key"] = source["source_key"] if shard else None
+        info["caption"] = source.get("caption")  # a shard sample's txt (video2dataset's caption)
         if self.classifier is not None:
             faces = [cv2.cvtColor(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for j in jpegs]
             info["labels"] = track_labels(self.classifier, faces, self.classifier_version)

@@ -72,6 +72,7 @@ class SourceEntry:
     archive_id: str | None = None  # the line yt-dlp writes to a download archive, when known
     input: str = ""  # the input (list line, URL, path) this entry came from
     error: str | None = None
+    caption: str | None = None  # a shard sample's txt (video2dataset's caption)
     # A video inside a tar shard (kind "shard"; ``url`` is the shard): its key and byte range.
     source_key: str | None = None
     member_offset: int | None = None

@@ -12,6 +12,10 @@ Both layouts work: ``factory download``'s (``shards/all-000000.tar`` with
 ``{id}.mp4`` + ``{id}.json`` under a dataset) and video2dataset's
 (``00000.tar`` with ``000000000.mp4``, ``.json``, ``.txt``). The id of a video
 is its json's ``id`` when present, else ``{key}_{hash}`` of shard URL + key.
+A sample's ``txt`` is its caption (``SourceEntry.caption``, the mined
+samples' ``json.caption``). A video2dataset sample whose download failed
+(json ``status`` not ``success``, no video member) is an error entry with its
+URL and status, so it ends as one error row, not silently dropped.
 """
 
 from __future__ import annotations
@@ -97,12 +101,19 @@ def _read_range(fh: IO[bytes], offset: int, size: int) -> bytes:
     return fh.read(size)
 
 
-def _entry(url: str, text: str, key: str, video: tarfile.TarInfo, meta: dict[str, Any]) -> SourceEntry:
+def _entry(
+    url: str, text: str, key: str, video: tarfile.TarInfo | None, meta: dict[str, Any], caption: str | None
+) -> SourceEntry:
+    """The entry of one sample; one without a video member is an error entry naming its status."""
     # The json's id and the member key are input data: made safe before they name a key or a file.
     raw_id = meta.get("id")
     video_id = safe_id(str(raw_id)) if raw_id else f"{safe_id(Path(key).name)}_{short_hash(url + '#' + key)}"
     source = meta.get("source") or {}
     duration = meta.get("duration")
+    error = None
+    if video is None:  # video2dataset keeps a failed download as json (+ txt) with its status
+        status, message = meta.get("status") or "no video member", meta.get("error_message")
+        error = f"{url}: sample {key} ({meta.get('url') or 'no url'}): {status}" + (f": {message}" if message else "")
     return SourceEntry(
         video_id=video_id,
         url=url,
@@ -113,11 +124,20 @@ def _entry(url: str, text: str, key: str, video: tarfile.TarInfo, meta: dict[str
         webpage_url=meta.get("url") or source.get("webpage_url"),
         extractor=source.get("extractor"),
         input=text,
+        error=error.splitlines()[0] if error else None,
+        caption=caption,
         source_key=key,
-        member_offset=video.offset_data,
-        member_size=video.size,
-        member_ext=_split_name(video.name)[1],
+        member_offset=video.offset_data if video is not None else None,
+        member_size=video.size if video is not None else None,
+        member_ext=_split_name(video.name)[1] if video is not None else None,
     )
+
+
+def _small_member(fh: IO[bytes], info: tarfile.TarInfo | None) -> bytes | None:
+    """A metadata member's bytes (json, txt); None when absent or too large to be metadata."""
+    if info is None or info.size > _MAX_JSON:
+        return None
+    return _read_range(fh, info.offset_data, info.size)
 
 
 def _shard_entries(url: str, text: str) -> list[SourceEntry]:
@@ -127,16 +147,19 @@ def _shard_entries(url: str, text: str) -> list[SourceEntry]:
         with _open(url) as fh:
             for key, members in samples.items():
                 video = next((members[e] for e in VIDEO_EXTS if e in members), None)
-                if video is None:
-                    continue  # a sample with no video (e.g. an error row's leftovers) is not an input
-                meta_info = members.get("json")
-                meta: dict[str, Any] = {}
-                if meta_info is not None and meta_info.size <= _MAX_JSON:
-                    try:
-                        meta = json.loads(_read_range(fh, meta_info.offset_data, meta_info.size))
-                    except ValueError:
-                        meta = {}
-                entries.append(_entry(url, text, key, video, meta if isinstance(meta, dict) else {}))
+                if video is None and "json" not in members:
+                    continue  # no video and no json (e.g. an error row's leftovers): not an input
+                raw = _small_member(fh, members.get("json"))
+                try:
+                    meta = json.loads(raw) if raw else {}
+                except ValueError:
+                    meta = {}
+                meta = meta if isinstance(meta, dict) else {}
+                if video is None and meta.get("status") in (None, "success"):
+                    continue  # no video and no failed download recorded: not an input
+                text_bytes = _small_member(fh, members.get("txt"))  # video2dataset's caption
+                caption = text_bytes.decode("utf-8", "replace") if text_bytes else None
+                entries.append(_entry(url, text, key, video, meta, caption))
         return entries
     except (tarfile.TarError, OSError, StorageError, SourceError) as exc:
         return [error_entry(url, "shard", f"{url}: unreadable shard ({type(exc).__name__}: {exc})".splitlines()[0], source=text)]
