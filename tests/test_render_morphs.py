@@ -164,21 +164,6 @@ def test_gene_material_and_uv_morphs_change_pixels(gene):
     assert back == 0  # the next pose without them is the neutral face again
 
 
-def _inspect(scene_mod, path: Path):
-    from factory.render.jobs import InspectJob
-
-    return scene_mod.inspect_model(InspectJob(str(path), "m", INSPECT))
-
-
-@pytest.mark.slow
-def test_a_dead_morph_is_still_flagged_and_live_ones_pass(scene_mod, tmp_path):
-    character = build_character(dead_morph=True, hidden_part=True)
-    result = _inspect(scene_mod, write_character(character, tmp_path))
-    flags = {m.name: m.flag for m in result.morphs if m.target}
-    assert flags.pop("目閉じ") == "dead"
-    assert set(flags.values()) == {"ok"}, flags
-
-
 @pytest.mark.slow
 def test_hidden_part_draws_nothing_until_its_material_morph_shows_it(scene_mod, tmp_path):
     plain, hidden = build_character(), build_character(hidden_part=True)
