@@ -11,16 +11,12 @@ and loads what earlier runs committed. ``finalize`` runs once after the workers:
 from __future__ import annotations
 
 import collections
-import io
 import json
-import platform
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from factory.epochs import (
     CLAIMS_DIR,
@@ -48,14 +44,20 @@ from factory.shards import (
     read_shard_index,
     shard_name,
 )
+from factory import provenance
+from factory.provenance import INPUTS_PARQUET
 from factory.storage import Location, StorageError
 
 FORMAT = "anime-factory/1"
 DATASET_JSON = "dataset.json"
 ERRORS_PARQUET = "errors.parquet"
 # Top-level names a factory OUT may hold; anything else means a foreign folder.
-_OUR_NAMES = {SHARD_DIR, INDEX_DIR, STATS_DIR, RUN_DIR, CLAIMS_DIR, DATASET_JSON, ERRORS_PARQUET, "report", "tracks.parquet"}  # tracks.parquet: `factory characters`
-_VERSIONED = ("anime-factory", "ray", "numpy", "pyarrow", "webdataset", "torch", "mediapipe", "bpy")
+_OUR_NAMES = {SHARD_DIR, INDEX_DIR, STATS_DIR, RUN_DIR, CLAIMS_DIR, DATASET_JSON, ERRORS_PARQUET, INPUTS_PARQUET, "report", "tracks.parquet"}  # tracks.parquet: `factory characters`
+ERRORS_SCHEMA = pa.schema(
+    [("key", pa.string()), ("input_id", pa.string()), ("url", pa.string()), ("split", pa.string()),
+     ("shard", pa.int32()), ("status", pa.string()), ("stage", pa.string()), ("error_class", pa.string()),
+     ("error", pa.string()), ("reason", pa.string())]
+)
 
 
 class DatasetError(StorageError):
@@ -190,39 +192,64 @@ def prepare(
     return state
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape the output, for dataset.json."""
-    versions = {"python": platform.python_version()}
-    for name in _VERSIONED:
+def _error_rows(index: pa.Table, urls: dict[str, str]) -> pa.Table:
+    """errors.parquet: one row per failed or empty input row, with its URL, stage, class and message or reason."""
+    rows = []
+    for row in index.filter(pc.is_in(index.column("status"), pa.array(["error", "empty"]))).to_pylist():
         try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+            meta = json.loads(row["json"]) if row["json"] else {}
+        except ValueError:
+            meta = {}
+        meta = meta if isinstance(meta, dict) else {}
+        rows.append({
+            "key": row["key"], "input_id": row["input_id"], "url": urls.get(row["input_id"]) or meta.get("source_url"),
+            "split": row["split"], "shard": row["shard"], "status": row["status"],
+            "stage": meta.get("stage"), "error_class": meta.get("error_class"), "error": row["error"],
+            "reason": meta.get("reason"),
+        })
+    return pa.Table.from_pylist(rows, schema=ERRORS_SCHEMA)
 
 
-def finalize(out: Location, pipeline: str, config: dict[str, Any], models: dict | None = None) -> dict:
-    """Write errors.parquet and dataset.json from the committed shards; return dataset.json."""
+def finalize(
+    out: Location,
+    pipeline: str,
+    config: dict[str, Any],
+    models: dict | None = None,
+    inputs: list[tuple[str, str]] | None = None,
+    started: str | None = None,
+) -> dict:
+    """Write errors.parquet, inputs.parquet and dataset.json from the committed shards; return dataset.json.
+
+    ``inputs`` are this run's (input_id, URL or path) pairs; ``started`` its
+    start time (:func:`factory.provenance.utc_now`). What dataset.json holds:
+    docs/RELIABILITY.md "What a dataset records".
+    """
     index = read_index(out)
-    errors = index.filter(pc.equal(index.column("status"), "error")).select(
-        ["key", "input_id", "split", "shard", "error"]
-    )
-    buf = io.BytesIO()
-    pq.write_table(errors, buf)
-    out.put_bytes(ERRORS_PARQUET, buf.getvalue())
+    manifest = provenance.inputs_table(index.to_pylist(), inputs or ())
+    urls = {r["input_id"]: r["url"] for r in manifest.to_pylist() if r["url"]}
+    problems = _error_rows(index, urls)
+    out.put_bytes(ERRORS_PARQUET, provenance.parquet_bytes(problems))
+    out.put_bytes(provenance.INPUTS_PARQUET, provenance.parquet_bytes(manifest))
     stats = committed_stats(out)
     ok = index.filter(pc.equal(index.column("status"), "ok"))
+    statuses = collections.Counter(manifest.column("status").to_pylist())
     info = {
         "format": FORMAT,
         "pipeline": pipeline,
         "status": "complete",
         "config": config,
-        "versions": package_versions(),
-        "models": models or {},
+        "command": provenance.command(),
+        "code": provenance.code_version(),
+        "started": started,
+        "finished": provenance.utc_now(),
+        "versions": provenance.tool_versions(),
+        "models": {**provenance.models_used(ok.column("json").to_pylist()), **(models or {})},
+        "inputs": {"manifest": provenance.INPUTS_PARQUET, "count": manifest.num_rows, "per_status": dict(statuses)},
         "counts": {
             "shards": len(stats),
             "samples": sum(s.samples for s in stats),
-            "errors": errors.num_rows,
+            "errors": int(pc.sum(pc.equal(problems.column("status"), "error")).as_py() or 0),
+            "empty": int(pc.sum(pc.equal(problems.column("status"), "empty")).as_py() or 0),
             "inputs": len(set(index.column("input_id").to_pylist())),
             "bytes": sum(s.bytes for s in stats),
             "per_split": dict(collections.Counter(ok.column("split").to_pylist())),
@@ -233,6 +260,9 @@ def finalize(out: Location, pipeline: str, config: dict[str, Any], models: dict 
     return info
 
 
-def read_errors(out: Location) -> pa.Table:
-    """errors.parquet of a finalized dataset."""
-    return parquet_from_bytes(out.read_bytes(ERRORS_PARQUET))
+def read_errors(out: Location, include_empty: bool = False) -> pa.Table:
+    """The error rows of errors.parquet (with ``include_empty``, the inputs that gave no sample too)."""
+    table = parquet_from_bytes(out.read_bytes(ERRORS_PARQUET))
+    if include_empty or "status" not in table.column_names:
+        return table
+    return table.filter(pc.equal(table.column("status"), "error"))

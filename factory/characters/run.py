@@ -44,6 +44,7 @@ from factory.characters.grouping import (
 )
 from factory.characters.samples import TrackSample, character_row
 from factory.members import unpack
+from factory.provenance import utc_now
 from factory.dataset import DatasetError, check_owner, finalize, prepare
 from factory.shards import iter_samples, make_key
 from factory.storage import open_location
@@ -153,6 +154,7 @@ def run_characters(
         "data": data_url, "embedding": embedding, "scope": scope, "threshold": float(threshold),
         "corrections_sha256": hashlib.sha256(corrections_text.encode()).hexdigest() if corrections_text else None,
     }  # fmt: skip
+    started = utc_now()
     out = open_location(out_url)
     existing = check_owner(out, PIPELINE)
     if existing is not None:
@@ -187,7 +189,8 @@ def run_characters(
             row.update({"__input_rows__": len(errors), "__split__": "all"})
             writer.write(row)
     out.put_bytes(TRACKS_PARQUET, _tracks_parquet(table))
-    return finalize(out, PIPELINE, config, models={"embedding": record})
+    # The embedding's name@version reaches dataset.json's models from the samples' json.
+    return finalize(out, PIPELINE, config, inputs=[(scope_id, data_url) for scope_id in by_scope], started=started)
 
 
 def add_characters_arguments(parser: argparse.ArgumentParser) -> None:
