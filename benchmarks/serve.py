@@ -1,16 +1,18 @@
-"""POST /detect through Ray Serve vs a direct in-process call of the same model.
+"""The HTTP endpoint through Ray Serve vs a direct in-process call of the same models.
 
-For each concurrency level (default 1, 8, 32) it sends the same JPEG:
+Baseline, ``direct``: decode + detect (and + classify every face, for
+/analyze) called in this process with one torch thread, as a replica has.
+Each Serve set-up runs in a fresh child process, because Serve reads its
+flags (RAY_SERVE_ENABLE_DIRECT_INGRESS, RAY_SERVE_THROUGHPUT_OPTIMIZED,
+RAY_SERVE_ENABLE_HA_PROXY) when it starts: POST /detect at each concurrency
+(default 1, 8, 32) and POST /analyze at 1, with dynamic batching on and off
+(``max_batch_size: 1``). ``--apps`` compares app
+builders in one run (e.g. an older checkout's app on PYTHONPATH).
 
-- ``direct``: the detector backend called in this process (threads);
-- ``serve batch=on``: HTTP to the Serve app with the Detector's dynamic batching;
-- ``serve batch=off``: the same app reconfigured with ``max_batch_size: 1``.
+Each client thread keeps one HTTP connection alive. The models are the
+store's ``detector`` (YOLO) and ``classifier``.
 
-Each client thread keeps one HTTP connection alive. The model is the store's
-``detector`` (YOLO) when FACTORY_MODEL_STORE / --store has one, else the
-MediaPipe fallback, in both the direct and the Serve runs.
-
-    python benchmarks/serve.py --requests 200 [--store DIR] [--json out.json]
+    python benchmarks/serve.py --store DIR --requests 128 [--concurrency 1,32] [--json out.json]
 """
 
 from __future__ import annotations
@@ -84,12 +86,12 @@ def measure(mode: str, call_factory: Callable[[], Callable[[], None]], concurren
     return Row(mode, concurrency, len(ms), round(statistics.median(ms), 2), round(ms[int(0.99 * (len(ms) - 1))], 2), round(len(ms) / wall, 1))
 
 
-def http_caller(port: int, body: bytes) -> Callable[[], Callable[[], None]]:
+def http_caller(port: int, body: bytes, path: str) -> Callable[[], Callable[[], None]]:
     def factory() -> Callable[[], None]:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
         def call() -> None:
-            conn.request("POST", "/detect", body=body, headers={"Content-Type": "image/jpeg"})
+            conn.request("POST", path, body=body, headers={"Content-Type": "image/jpeg"})
             resp = conn.getresponse()
             data = resp.read()
             if resp.status != 200:
@@ -100,40 +102,106 @@ def http_caller(port: int, body: bytes) -> Callable[[], Callable[[], None]]:
     return factory
 
 
-def run(args: argparse.Namespace) -> list[Row]:
+# Serve set-ups compared in one run: (label, extra environment, who answers HTTP).
+# "proxy": Serve's HTTP proxy actor; "replica": the ingress replica's own port
+# (direct ingress; what HAProxy forwards to on a cluster).
+SETUPS = {
+    "proxy": ({}, "proxy"),
+    "direct-ingress": ({"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"}, "replica"),
+    "throughput-optimized": ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, "replica"),
+    "haproxy": ({"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, "proxy"),
+}
+
+
+def child(args: argparse.Namespace) -> int:
+    """Start Ray + Serve with this process's environment, deploy the app, print its port, wait."""
+    import importlib
+
+    import psutil
     import ray
-    import torch
     from ray import serve
 
-    from serve.app import build_app, load_detector
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": args.port})
+    module, name = args.app.split(":")
+    build = getattr(importlib.import_module(module), name)
+    detector = {"max_batch_size": args.batch_size}
+    serve.run(build({"store": args.store, "detector": detector}), name="bench", route_prefix="/")
+    port = args.port
+    if args.answer == "replica":  # the replica's own HTTP port (Serve picks it from 30000-31000)
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            if "ServeReplica" in " ".join(proc.info["cmdline"] or []):
+                ports = [c.laddr.port for c in proc.net_connections("tcp") if c.status == "LISTEN" and 30000 <= c.laddr.port <= 31000]
+                port = ports[0] if ports else port
+    print(f"READY {port}", flush=True)
+    sys.stdin.read()  # until the parent closes our stdin
+    serve.shutdown()
+    ray.shutdown()
+    return 0
+
+
+def serve_rows(args: argparse.Namespace, setup: str, app: str, batch: int, body: bytes) -> list[Row]:
+    """Measure one Serve set-up in a fresh child process (Serve reads its flags at start)."""
+    import subprocess
+
+    env_extra, answer = SETUPS[setup]
+    env = {**os.environ, **env_extra, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, __file__, "--child", "--app", app, "--answer", answer, "--batch-size", str(batch),
+           "--port", str(args.port), "--cpus", str(args.cpus), "--store", args.store]
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        line = ""
+        while not line.startswith("READY"):
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                raise RuntimeError(f"{setup}: the Serve child exited with {proc.returncode}")
+        port = int(line.split()[1])
+        label = f"{app.split(':')[0]} {setup} batch={'on' if batch > 1 else 'off'}"
+        rows = [measure(f"{label} /detect", http_caller(port, body, "/detect"), c, args.requests) for c in args.concurrency]
+        rows.append(measure(f"{label} /analyze", http_caller(port, body, "/analyze"), 1, args.requests))
+        return rows
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    import torch
+
+    from actors.classification import load_stored_classifier
+    from serve.app import load_detector
     from serve.images import decode_image
     from serve.settings import DetectorSettings
 
     body = sample_jpeg()
-    store = args.store or os.environ.get("FACTORY_MODEL_STORE")
-    backend, info = load_detector(store, DetectorSettings())
-    print(f"model: {info['backend']} {info['model']}", file=sys.stderr)
-    rows = []
-    # The Detector replica has num_cpus=1, so Ray gives it one torch thread; the direct call gets the same.
+    backend, info = load_detector(args.store, DetectorSettings())
+    if info["backend"] != "yolo":
+        raise SystemExit(f"no stored YOLO detector in {args.store!r} (MediaPipe is not thread-safe for the direct baseline)")
+    predictor, _ = load_stored_classifier("classifier", args.store)
+    print(f"models: {info['model']}, classifier", file=sys.stderr)
+    # The replica has num_cpus=1, so Ray gives it one torch thread; the direct call gets the same.
     torch.set_num_threads(1)
-    for c in args.concurrency:
-        # Direct: decode + detect, the work a Serve request does, without Serve.
-        rows.append(measure("direct", lambda: lambda: backend([decode_image(body, "image/jpeg", 1 << 24, 1 << 26)]), c, args.requests))
-    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": args.port})
-    wait = DetectorSettings().batch_wait_timeout_s
-    modes = [
-        (f"serve batch=on (wait {wait * 1000:g} ms)", args.batch_size, wait),
-        ("serve batch=on (wait 5 ms)", args.batch_size, 0.005),
-        ("serve batch=off", 1, wait),
-    ]
-    for mode, batch, wait_s in modes:
-        detector = {"max_batch_size": batch, "batch_wait_timeout_s": wait_s}
-        serve.run(build_app({"store": store, "detector": detector}), name="bench", route_prefix="/")
-        for c in args.concurrency:
-            rows.append(measure(mode, http_caller(args.port, body), c, args.requests))
-    serve.shutdown()
-    ray.shutdown()
+
+    def decode():
+        return decode_image(body, "image/jpeg", 1 << 24, 1 << 26)
+
+    def analyze():
+        image = decode()
+        faces = backend([image])[0]
+        if faces:
+            predictor([image] * len(faces), [f.bbox for f in faces])
+
+    rows = [measure("direct /detect", lambda: lambda: backend([decode()]), c, args.requests) for c in args.concurrency]
+    rows.append(measure("direct /analyze", lambda: analyze, 1, args.requests))
+    for app in args.apps:
+        for setup in args.setups:
+            for batch in (args.batch_size, 1):
+                rows += serve_rows(args, setup, app, batch, body)
     return rows
 
 
@@ -148,11 +216,19 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=200, help="requests per mode and concurrency level")
     p.add_argument("--concurrency", type=lambda s: [int(v) for v in s.split(",")], default=[1, 8, 32])
     p.add_argument("--batch-size", type=int, default=8, help="Detector max_batch_size when batching is on")
-    p.add_argument("--store", help="model store (default FACTORY_MODEL_STORE)")
+    p.add_argument("--store", default=os.environ.get("FACTORY_MODEL_STORE"), help="model store with a detector and a classifier (default FACTORY_MODEL_STORE)")
     p.add_argument("--port", type=int, default=8123)
     p.add_argument("--cpus", type=int, default=os.cpu_count())
+    p.add_argument("--apps", type=lambda s: s.split(","), default=["serve.app:build_app"],
+                   help="comma-separated app builders to compare (another checkout's app on PYTHONPATH, say)")
+    p.add_argument("--setups", type=lambda s: s.split(","), default=list(SETUPS), help=f"of {', '.join(SETUPS)}")
     p.add_argument("--json", help="also write the rows as JSON here")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--app", help=argparse.SUPPRESS)
+    p.add_argument("--answer", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.child:
+        return child(args)
     rows = run(args)
     print(markdown(rows))
     if args.json:

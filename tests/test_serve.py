@@ -94,6 +94,36 @@ def test_detect_and_classify(server, fmt, ctype):
     assert all("gender" in f and "age_group" in f for f in body["faces"])
 
 
+def test_concurrent_classify_requests_each_get_their_own_labels(server, store):
+    """Concurrent /classify calls share batches in the replica; each answer is its own image's labels."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from actors.classification import load_stored_classifier
+
+    characters = make_characters(FaceDatasetConfig(characters=8, seed=5))
+    images = []
+    for i, ch in enumerate(characters):
+        rgba, _ = draw_character(ch, np.random.default_rng(i), 10.0)
+        rgb = Image.new("RGB", (SIZE, SIZE), (40 * i % 255, 120, 200))
+        rgb.paste(Image.fromarray(rgba), mask=Image.fromarray(rgba[..., 3]))
+        images.append(rgb)
+    bodies = []
+    for rgb in images:
+        buf = io.BytesIO()
+        rgb.save(buf, format="PNG")
+        bodies.append(buf.getvalue())
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(lambda b: _request("/classify", b, "image/png"), bodies * 2))
+    predictor, _ = load_stored_classifier("classifier", store)
+    want = predictor([np.asarray(rgb) for rgb in images], [None] * len(images))
+    for i, (status, got) in enumerate(answers):
+        assert status == 200, got
+        expected = want[i % len(images)]
+        for task in ("gender", "age_group"):
+            for label, p in expected[task]["probs"].items():
+                assert got[task]["probs"][label] == pytest.approx(p, abs=1e-3), (i, task)
+
+
 def test_multipart_upload(server):
     boundary = "factoryboundary"
     body = (
@@ -137,15 +167,25 @@ def test_bad_requests_get_json_4xx(server, name, body, ctype, key, expected):
 
 def test_fallbacks_without_stored_models(tmp_path):
     """An empty store: MediaPipe detects (and /models says so); the classifier is unavailable (503)."""
-    from serve.app import Classifier, load_detector
-    from serve.settings import DetectorSettings
+    from serve.app import ClassifierModel, load_detector
+    from serve.settings import ClassifierSettings, DetectorSettings
 
     backend, info = load_detector(str(tmp_path), DetectorSettings())
     assert info["backend"] == "mediapipe" and "no model 'detector'" in info["fallback_reason"]
     assert backend([np.zeros((64, 64, 3), np.uint8)]) == [[]]
 
-    classifier = Classifier.func_or_class(str(tmp_path))
-    classifier.reconfigure({})
+    classifier = ClassifierModel(str(tmp_path))
+    classifier.configure(ClassifierSettings())
     assert not classifier.available() and classifier.models()["model"] is None
-    with pytest.raises(ValueError, match="unknown setting"):
-        classifier.reconfigure({"max_batch": 4})
+
+
+def test_unknown_user_config_is_refused(tmp_path):
+    """reconfigure() refuses an unknown section and an unknown key inside a known one, naming it."""
+    from serve.app import FaceModels, configure
+
+    models = FaceModels(str(tmp_path))
+    with pytest.raises(ValueError, match="unknown user_config section"):
+        configure(models, {"ingress": {}})
+    with pytest.raises(ValueError, match="unknown setting.*max_batch"):
+        configure(models, {"classifier": {"max_batch": 4}})
+    assert configure(models, {"limits": {"max_faces": 3}}).max_faces == 3
