@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from factory.cli import main
+from factory.dataset import read_errors
 from factory.members import unpack_faces
 from factory.shards import committed_shard_paths, committed_shard_urls, iter_samples
 from factory.storage import Location, open_location
@@ -25,7 +27,7 @@ KINDS = ("download", "frames", "video", "characters", "render", "faces")
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory, ray_local, talking_3d, silent_video) -> dict[str, Location]:
+def made(tmp_path_factory, ray_local, talking_3d, silent_video, one_frame_video, bad_files) -> dict[str, Location]:
     """kind -> a small committed dataset of that kind."""
     from factory.characters.run import run_characters
     from factory.pipelines.download import run_download
@@ -38,7 +40,9 @@ def made(tmp_path_factory, ray_local, talking_3d, silent_video) -> dict[str, Loc
     videos = [str(talking_3d.path), str(silent_video.path)]
     run_download(videos[:1], str(root / "download"))
     run_frames(videos[1:], str(root / "frames"), FRAMES)
-    run_video(videos, str(root / "video"), VideoConfig(style_filter="any", workers=(1, 1)))
+    # plus an input that gives no track (empty) and one no decoder reads (error)
+    odd = [str(one_frame_video.path), str(bad_files["corrupt_header"])]
+    run_video(videos + odd, str(root / "video"), VideoConfig(style_filter="any", workers=(1, 1)))
     run_characters(str(root / "video"), str(root / "characters"))
     write_face_dataset(str(root / "faces"), FaceDatasetConfig(characters=4, images_per_character=2))
     made = {k: open_location(str(root / k)) for k in ("download", "frames", "video", "characters", "faces")}
@@ -75,7 +79,7 @@ def _truth(loc: Location) -> dict[str, dict]:
 def test_every_sample_of_a_kind_has_the_same_members(made):
     for kind, loc in made.items():
         truth = _truth(loc)
-        assert truth, kind
+        assert truth and loc.exists("dataset.json"), kind  # the synthetic faces too
         assert len({tuple(sorted(m)) for m in truth.values()}) == 1, (kind, {tuple(sorted(m)) for m in truth.values()})
     video = _truth(made["video"])
     voices = [m["voice"] for m in video.values()]
@@ -157,3 +161,52 @@ def test_readme_reading_section_names_the_recipes():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for needle in ('load_dataset("webdataset"', "empty_check=False", "read_webdataset", "num_workers=2", "wave.open"):
         assert needle in readme, needle
+
+
+def _dataset_json(loc: Location) -> dict:
+    return json.loads(loc.read_bytes("dataset.json"))
+
+
+def test_dataset_json_inputs_and_errors_trace_the_run(made, talking_3d, silent_video, one_frame_video, bad_files):
+    import pyarrow.parquet as pq
+
+    loc = made["video"]
+    info = _dataset_json(loc)
+    assert len(info["code"]["git_commit"]) == 40 and info["code"]["version"]  # the tests run in a git checkout
+    assert info["started"] <= info["finished"] and info["command"]["argv"]
+    for tool in ("ffmpeg", "decord", "opencv-python", "mediapipe", "webrtcvad-wheels", "noisereduce", "torch", "ray"):
+        assert info["versions"].get(tool), tool
+    assert [m.split("@")[0] for m in info["models"]["detector"]] == ["mediapipe"]
+    assert "@" in info["models"]["detector"][0] and _dataset_json(made["characters"])["models"]["embedding"]
+    inputs = {r["url"]: r for r in pq.read_table(loc.path("inputs.parquet")).to_pylist()}
+    paths = [talking_3d.path, silent_video.path, one_frame_video.path, bad_files["corrupt_header"]]
+    assert sorted(inputs) == sorted(map(str, paths)) and info["inputs"]["count"] == 4
+    assert inputs[str(one_frame_video.path)]["status"] == "empty"
+    assert inputs[str(bad_files["corrupt_header"])]["status"] == "error"
+    assert sum(r["samples"] for r in inputs.values()) == info["counts"]["samples"]
+    problems = {r["url"]: r for r in read_errors(loc, include_empty=True).to_pylist()}
+    assert sorted(problems) == sorted([str(one_frame_video.path), str(bad_files["corrupt_header"])])
+    error, empty = problems[str(bad_files["corrupt_header"])], problems[str(one_frame_video.path)]
+    assert error["status"] == "error" and error["error_class"] and error["stage"].startswith(("factory.", "actors."))
+    assert error["error"].startswith(error["error_class"]) and "\n" not in error["error"]
+    assert empty["status"] == "empty" and "no face track" in empty["reason"] and empty["error"] is None
+    assert [r["status"] for r in read_errors(loc).to_pylist()] == ["error"]  # read_errors: the errors alone
+
+
+def test_a_dataset_is_rebuilt_from_its_dataset_json_alone(ray_local, talking_3d, silent_video, tmp_path, capsys):
+    first, second = str(tmp_path / "first"), str(tmp_path / "second")
+    listing = tmp_path / "videos.txt"
+    listing.write_text(f"{talking_3d.path}\n{silent_video.path}\n{tmp_path / 'missing.mp4'}\n")
+    assert main(["download", "--input", str(listing), "--out", first, "--shard-videos", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()  # progress against the known totals, first and last
+    assert lines[0] == "download: 0/3 inputs, 0 shards committed, 0 samples"
+    assert "download: 3/3 inputs, 3 shards committed, 2 samples" in lines  # one row a shard: 2 videos, 1 error
+    command = _dataset_json(open_location(first))["command"]["factory"]
+    assert command[:2] == ["factory", "download"]
+    argv = command[1:]
+    argv[argv.index("--out") + 1] = second  # the same command, another OUT
+    assert main(argv) == 0
+    a, b = open_location(first), open_location(second)
+    assert sorted(_truth(a)) == sorted(_truth(b)) and len(_truth(a)) == 2
+    assert _dataset_json(a)["config"] == _dataset_json(b)["config"]
+    assert [r["input_id"] for r in read_errors(a).to_pylist()] == [r["input_id"] for r in read_errors(b).to_pylist()]

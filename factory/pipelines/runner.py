@@ -17,6 +17,7 @@ import ray
 
 from factory.dataset import ResumeState, finalize, prepare
 from factory.pipelines.runtime import init_ray
+from factory.pipelines.progress import RunProgress
 from factory.pipelines.sink import ShardDatasink
 from factory.provenance import utc_now
 from factory.rows import InputItem
@@ -102,10 +103,12 @@ def run(
         if todo:
             init_ray()
             ds = ray.data.from_items([asdict(i) for i in todo], override_num_blocks=len(todo))
-            sink = ShardDatasink(out.url, state.next_shard, state.epoch, state.committed_keys, limits, storage)
-            # No task retries for the write: a retried task could commit a shard
-            # twice. A failed run is resumed instead, which is exact.
-            _write_fenced(build(ds), sink)
+            with RunProgress(pipeline, len(todo)) as progress:  # lines with the known totals
+                sink = ShardDatasink(out.url, state.next_shard, state.epoch, state.committed_keys, limits, storage,
+                                     progress=progress.tally)
+                # No task retries for the write: a retried task could commit a shard
+                # twice. A failed run is resumed instead, which is exact.
+                _write_fenced(build(ds), sink)
             # A stale writer may have finished a voided shard meanwhile; drop its files.
             sweep(out, read_markers(out)[1])
         info = finalize(out, pipeline, config, inputs=[(i.input_id, i.uri) for i in inputs], started=started)

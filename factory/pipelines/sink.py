@@ -18,6 +18,7 @@ from ray.data.datasource import Datasink
 from ray.data._internal.execution.interfaces import TaskContext
 
 from factory.epochs import fenced_allocator
+from factory.pipelines.progress import InputCounter
 from factory.shards import ShardedWriter, ShardLimits, ShardStats
 from factory.storage import StorageConfig, open_location
 
@@ -46,8 +47,10 @@ class ShardDatasink(Datasink[list[dict]]):
         skip_keys: frozenset[str] = frozenset(),
         limits: ShardLimits = ShardLimits(),
         storage: StorageConfig | None = None,
+        progress: ray.actor.ActorHandle | None = None,
     ) -> None:
         self.out_url, self.epoch, self.limits, self.storage = out_url, epoch, limits, storage
+        self.progress = progress  # a ProgressTally (factory/pipelines/progress.py), or None
         # Created here, on the driver, before the write tasks are serialised.
         self._counter = ShardCounter.remote(next_shard)
         self._skip_ref = ray.put(skip_keys)
@@ -73,11 +76,29 @@ class ShardDatasink(Datasink[list[dict]]):
             writer_id=f"task-{ctx.task_idx}",
             epoch=self.epoch,
         )
+        inputs, reported = InputCounter(), 0
         with writer:
             for block in blocks:
+                done = 0
                 for row in BlockAccessor.for_block(block).iter_rows(public_row_format=True):
                     writer.write(dict(row))
+                    done += inputs.row(row)
+                reported = self._report(writer, done, reported)
+        self._report(writer, 0, reported, wait=True)  # the shards close() committed
         return [s.__dict__ for s in writer.committed]
+
+    def _report(self, writer: ShardedWriter, inputs: int, reported: int, wait: bool = False) -> int:
+        """Tell the run's tally the inputs finished and shards committed since the last report.
+
+        ``wait``: block until the tally has it (and this task's earlier reports, which
+        an actor runs in order), so the driver's last line counts every task.
+        """
+        shards = writer.committed[reported:]
+        if self.progress is not None:
+            ref = self.progress.add.remote(inputs=inputs, shards=len(shards), samples=sum(s.samples for s in shards))
+            if wait:
+                ray.get(ref)
+        return len(writer.committed)
 
     def on_write_complete(self, write_result) -> None:
         self.stats = [ShardStats(**d) for task in write_result.write_returns for d in task]

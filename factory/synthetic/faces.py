@@ -20,12 +20,14 @@ they read Blender renders. All randomness comes from the seed.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from factory.dataset import finalize
+from factory.provenance import utc_now
 from factory.render.morphs import POSE_SIZE
 from factory.shards import SequentialAllocator, ShardedWriter, ShardLimits, ShardStats, make_key
 from factory.storage import open_location
@@ -221,10 +223,15 @@ def character_rows(ch: SyntheticCharacter, config: FaceDatasetConfig) -> list[di
 
 
 def write_face_dataset(out_url: str, config: FaceDatasetConfig = FaceDatasetConfig()) -> list[ShardStats]:
-    """Write the labelled synthetic renders under ``out_url`` as committed shards."""
+    """Write the labelled synthetic renders under ``out_url`` as committed shards, then its dataset.json."""
+    started = utc_now()
     out = open_location(out_url)
     out.ensure_writable()
+    characters = make_characters(config)
     with ShardedWriter(out, SequentialAllocator(), ShardLimits(max_samples=500), writer_id="synthetic-faces") as writer:
-        for ch in make_characters(config):
+        for ch in characters:
             writer.write_all(character_rows(ch, config))
+    # Like every dataset the factory writes: config, versions, inputs (one per character), counts.
+    inputs = [(ch.model_id, f"synthetic:{ch.model_id}") for ch in characters]
+    finalize(out, "synthetic-faces", asdict(config), inputs=inputs, started=started)
     return writer.committed
