@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from factory.sources.manifest import SourceEntry, expand_inputs, safe_id
+from factory.sources.entries import SourceEntry, safe_id
+from factory.sources.manifest import expand_inputs
 from factory.sources.video_shards import expand_shards
 from factory.sources.youtube import download
 from factory.sources.ytdl import SourceError

@@ -16,7 +16,7 @@ from factory.dataset import read_errors
 from factory.members import unpack_faces
 from factory.pipelines.inputs import video_items
 from factory.pipelines.video import VideoConfig, VideoMiner, anivid, run_video
-from factory.sources.manifest import file_id as video_id
+from factory.sources.entries import file_id as video_id
 from factory.shards import ShardLimits, committed_stats, iter_samples, read_index
 from factory.storage import open_location
 from factory.synthetic.video import VideoSpec, make_video

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from factory.shards import make_key
-from factory.sources.manifest import web_id
+from factory.sources.entries import web_id
 from factory.sources.youtube import (
     DownloadSettings,
     SourceEntry,

@@ -33,7 +33,7 @@ from braceexpand import braceexpand
 
 from factory.dataset import DATASET_JSON
 from factory.shards import committed_shard_urls
-from factory.sources.manifest import (
+from factory.sources.entries import (
     SourceEntry,
     error_entry,
     safe_id,

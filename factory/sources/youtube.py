@@ -28,7 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from factory.sources.manifest import SourceEntry, expand_inputs, safe_id, split_object_url
+from factory.sources.entries import SourceEntry, safe_id, split_object_url
+from factory.sources.manifest import expand_inputs
 from factory.sources.ytdl import (
     CollectingLogger,
     DownloadSettings,
