@@ -71,11 +71,13 @@ def test_init_weights_load_a_local_backbone(renders, tmp_path):
 
 
 @pytest.mark.slow
-def test_classifier_beats_chance_on_unseen_characters(renders, tmp_path):
+def test_classifier_beats_chance_on_unseen_characters(renders, tmp_path, capsys):
     store = str(tmp_path / "store")
     config = ClassifierConfig(epochs=15, image_size=64, batch=16, lr=3e-3, threads=1)
 
     ref = train_classifier(renders, store, config)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("classifier epoch")]
+    assert [line.split()[2] for line in lines] == [f"{e}/15:" for e in range(1, 16)]  # one line per epoch
 
     stored = ModelStore(store).fetch(ref)
     metrics = stored.metrics

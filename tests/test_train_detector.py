@@ -61,7 +61,7 @@ def test_model_yaml_is_required():
 
 
 @pytest.mark.slow
-def test_video_frames_pseudo_labelled_by_mediapipe_join_the_train_split(talking_3d, tmp_path, ray_local):
+def test_video_frames_pseudo_labelled_by_mediapipe_join_the_train_split(talking_3d, tmp_path, ray_local, capsys):
     from factory.pipelines.frames import run_frames
     from factory.train.pseudo import pseudo_labelled_frames
 
@@ -81,6 +81,7 @@ def test_video_frames_pseudo_labelled_by_mediapipe_join_the_train_split(talking_
     write_face_dataset(renders, FaceDatasetConfig(characters=6, images_per_character=3, seed=7))
     store = str(tmp_path / "store")
     alone = ModelStore(store).fetch(train_detector(renders, store, DetectorConfig(epochs=1, imgsz=64, batch=4, threads=1)))
+    assert "detector epoch 1/1: loss" in capsys.readouterr().out  # one progress line per epoch
     config = DetectorConfig(name="with-video", epochs=1, imgsz=64, batch=4, threads=1, pseudo_labels=frames)
     stored = ModelStore(store).fetch(train_detector(renders, store, config))
     assert stored.metrics["pseudo_frames_used"] == len(samples)

@@ -35,6 +35,7 @@ from actors.classification import (
     save_checkpoint,
 )
 from factory.train.data import FaceSample, TrainingDataError, data_provenance, identity_split, load_face_samples
+from factory.train.progress import EpochProgress
 from factory.train.images import composite, random_background
 from factory.train.labels import TASKS, LabelTable, sample_label
 from factory.train.metrics import confusion, plot_confusion, summarize
@@ -201,7 +202,7 @@ def _fit_plain(samples: Sequence[FaceSample], targets: np.ndarray, config: Class
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     net = build_net(config).to(device)
-    train_epochs(net, samples, targets, config, device, lambda e, l: log.info("classifier epoch %d loss %.4f", e + 1, l))
+    train_epochs(net, samples, targets, config, device, EpochProgress("classifier", config.epochs))
     return net.cpu()
 
 

@@ -27,6 +27,7 @@ from factory.train.data import FaceSample, data_provenance, identity_split, load
 from factory.train.images import composite, random_background
 from factory.train.offline import import_ultralytics
 from factory.train.pseudo import PseudoLabelSettings, pseudo_labelled_frames
+from factory.train.progress import EpochProgress
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,14 @@ def _device(config: DetectorConfig) -> str:
     return config.device or ("0" if torch.cuda.is_available() else "cpu")
 
 
+def _mean_loss(trainer: Any) -> float | None:
+    """The trainer's summed mean loss of the epoch (box + cls + dfl), None before any step."""
+    loss = getattr(trainer, "tloss", None)
+    if isinstance(loss, dict):  # some ultralytics releases keep {name: value}
+        loss = sum(float(v) for v in loss.values()) if loss else None
+    return None if loss is None else float(loss.sum() if hasattr(loss, "sum") else loss)
+
+
 def _train(data_yaml: Path, work: Path, config: DetectorConfig) -> Path:
     ultralytics = import_ultralytics()
     if config.threads:
@@ -111,6 +120,8 @@ def _train(data_yaml: Path, work: Path, config: DetectorConfig) -> Path:
 
         torch.set_num_threads(config.threads)
     model = ultralytics.YOLO(config.model_yaml)
+    progress = EpochProgress("detector", config.epochs)  # verbose=False silences ultralytics' own lines
+    model.add_callback("on_train_epoch_end", lambda trainer: progress(trainer.epoch, _mean_loss(trainer)))
     model.train(
         data=str(data_yaml),
         epochs=config.epochs,
