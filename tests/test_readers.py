@@ -18,6 +18,8 @@ import pytest
 
 from factory.cli import main
 from factory.dataset import read_errors
+from factory.hf import features
+from factory.shards import SequentialAllocator, ShardedWriter
 from factory.members import unpack_faces
 from factory.shards import committed_shard_paths, committed_shard_urls, iter_samples
 from factory.storage import Location, open_location
@@ -112,6 +114,11 @@ def test_hugging_face_datasets_loads_every_field(made, kind, tmp_path):
                 assert got == data.decode(), (key, name)
             else:
                 assert (got["bytes"] if isinstance(got, dict) else got) == data, (key, name)
+    # The same with the spec from the index (factory/hf.py): every sample's json, not the first 5 alone.
+    spec = datasets.load_dataset("webdataset", data_dir=loc.path("shards"), cache_dir=str(tmp_path / "hf-spec"),
+                                 features=features(loc))
+    assert {r["__key__"]: r["json"] for part in spec.values() for r in part.data.table.to_pylist()} == {
+        key: json.loads(members["json"]) for key, members in truth.items()}
     split = next(iter(loaded.values()))
     for name, feature in split.features.items():  # mp4 (download, AniVid) decodes with torchcodec: keep bytes
         if isinstance(feature, datasets.Video):
@@ -210,3 +217,21 @@ def test_a_dataset_is_rebuilt_from_its_dataset_json_alone(ray_local, talking_3d,
     assert sorted(_truth(a)) == sorted(_truth(b)) and len(_truth(a)) == 2
     assert _dataset_json(a)["config"] == _dataset_json(b)["config"]
     assert [r["input_id"] for r in read_errors(a).to_pylist()] == [r["input_id"] for r in read_errors(b).to_pylist()]
+
+
+def test_the_index_spec_loads_a_value_null_in_the_first_samples(tmp_path):
+    """Inference from 5 samples fails on a json value set only later; the spec from the index does not."""
+    import datasets
+
+    out = open_location(str(tmp_path / "ds"))
+    with ShardedWriter(out, SequentialAllocator()) as writer:
+        for n in range(8):  # a track's voice start_s: null while silent, then set
+            meta = {"kind": "video_face", "audio": {"start_s": None if n < 6 else 1.5}, "tags": [] if n < 6 else ["a"]}
+            writer.write({"__key__": f"t{n}", "__input__": f"t{n}", "__input_rows__": 1, "__split__": "all",
+                          "json": meta, "voice": b""})
+    shards = out.path("shards")
+    with pytest.raises(datasets.exceptions.DatasetGenerationError):
+        datasets.load_dataset("webdataset", data_dir=shards, cache_dir=str(tmp_path / "c1"))
+    ds = datasets.load_dataset("webdataset", data_dir=shards, cache_dir=str(tmp_path / "c2"), features=features(out))
+    metas = [r["json"] for r in ds["train"]]
+    assert [m["audio"]["start_s"] for m in metas] == [None] * 6 + [1.5, 1.5] and metas[-1]["tags"] == ["a"]
