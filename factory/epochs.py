@@ -155,8 +155,11 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if current_epoch(self.out) == self.epoch:
-            self._beat(released=True)
+        try:
+            if current_epoch(self.out) == self.epoch:
+                self._beat(released=True)
+        except StorageError:
+            pass  # the store is unreachable: the lease lapses on its own after LEASE_S
 
 
 def claim_out(out: Location, force: bool = False) -> Lease:

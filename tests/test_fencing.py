@@ -15,10 +15,19 @@ import pytest
 
 from factory.dataset import DatasetError, finalize, prepare
 from factory.epochs import OutInUse, current_epoch, sweep
-from factory.shards import INDEX_DIR, SHARD_DIR, STATS_DIR, committed_stats, iter_samples, read_markers, shard_name
+from factory.shards import (
+    INDEX_DIR,
+    SHARD_DIR,
+    STATS_DIR,
+    committed_stats,
+    iter_samples,
+    read_markers,
+    shard_name,
+)
 from factory.storage import open_location
 from tests.resume_helpers import REPO, committed_keys
-from tests.resume_writer import LIMITS, main as write_dataset, write_inputs
+from tests.resume_writer import LIMITS, write_inputs
+from tests.resume_writer import main as write_dataset
 
 N_INPUTS = 12
 

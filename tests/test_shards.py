@@ -137,8 +137,8 @@ def test_corrupt_uncommitted_shard_is_ignored_then_replaced(tmp_path):
     (tmp_path / "ds/shards/all-000099.tar").write_bytes(b"\x00garbage" * 100)
     (tmp_path / "ds/index/all-000099.parquet").write_bytes(b"not parquet")
     assert {s["__key__"] for s in iter_samples(open_location(url))} == before.keys()  # reader skips it
-    state = prepare(open_location(url), "test", {"n": 6})
-    assert sorted(state.removed_leftovers) == ["index/all-000099.parquet", "shards/all-000099.tar"]
+    with prepare(open_location(url), "test", {"n": 6}) as state:
+        assert sorted(state.removed_leftovers) == ["index/all-000099.parquet", "shards/all-000099.tar"]
     for name, data in committed_tars.items():  # nothing committed is touched
         assert (tmp_path / "ds/shards" / name).read_bytes() == data
     assert {s["__key__"]: s["jpg"] for s in iter_samples(open_location(url))} == before
