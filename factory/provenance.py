@@ -23,9 +23,9 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa

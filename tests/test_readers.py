@@ -19,9 +19,14 @@ import pytest
 from factory.cli import main
 from factory.dataset import read_errors
 from factory.hf import features
-from factory.shards import SequentialAllocator, ShardedWriter
 from factory.members import unpack_faces
-from factory.shards import committed_shard_paths, committed_shard_urls, iter_samples
+from factory.shards import (
+    SequentialAllocator,
+    ShardedWriter,
+    committed_shard_paths,
+    committed_shard_urls,
+    iter_samples,
+)
 from factory.storage import Location, open_location
 
 pytestmark = pytest.mark.slow
