@@ -138,3 +138,17 @@ def test_pmd_random_corruption_never_escapes_as_another_exception():
             parse_pmd(bytes(corrupt), "x.pmd")
         except PmxError as err:
             assert "in section '" in str(err) and "at offset" in str(err)
+
+
+@pytest.mark.parametrize("count", [5, 4, 1])
+def test_pmd_material_face_count_must_be_whole_triangles(count):
+    """As the PMX reader does: a material's face index count that is not a multiple of 3 is refused."""
+    data = bytearray(pmd_bytes())
+    count_at = 283 + 4 + 4 * 38 + 4 + 6 * 2 + 4 + 46  # the only material's index_count
+    assert struct.unpack_from("<I", data, count_at)[0] == 6
+    struct.pack_into("<I", data, count_at, count)
+    with pytest.raises(PmxError) as info:
+        parse_pmd(bytes(data), "x.pmd")
+    err = info.value
+    assert err.section == "materials" and err.offset == count_at
+    assert f"material 1 uses {count} face indices, not a multiple of 3" in str(err)

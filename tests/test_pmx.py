@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,9 +26,12 @@ from factory.sources.pmx_model import (
     WeightType,
     morph_index_kind,
     morph_offset_dtype,
+    weight_dtype,
 )
-from factory.sources.pmx_writer import pmx_bytes, write_pmx
-from factory.synthetic.character import TEXTURE_PATH, build_character
+from factory.sources.pmx_writer import pmx_bytes, reorder_bones, write_pmx
+from factory.synthetic.character import FILE_BONE_ORDER, TEXTURE_PATH, build_character
+
+GENE = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "mmd" / "gene" / "Gene_light.pmx"
 
 WHERE = re.compile(r"^bad PMX file .+: .+ in section '[a-z ]+' at offset \d+( \(.+\))?$")
 
@@ -162,6 +166,51 @@ def test_round_trip_every_feature_pmx21_utf8(model):
     assert back.bones[-1].ik.links[0].limits == ((-1.0, 0.0, 0.0), (0.5, 0.0, 0.0))
 
 
+def _bone_names(model: PmxModel, indices) -> list:
+    return [model.bones[i].name if 0 <= i < len(model.bones) else None for i in indices]
+
+
+def test_synthetic_bones_are_out_of_hierarchy_order():
+    model = build_character().model
+    assert [b.name for b in model.bones] == list(FILE_BONE_ORDER)
+    assert [b.name for b in build_character(hierarchy_order=True).model.bones] == [
+        "センター", "上半身", "首", "頭", "両目", "左目", "右目"]
+    assert any(b.parent > i for i, b in enumerate(model.bones))  # children before parents
+    assert model.bone_index("首") != 2  # not where a parents-first order puts it
+
+
+def test_reorder_bones_remaps_every_bone_reference():
+    full = _every_feature(build_character(dead_morph=True, hierarchy_order=True).model)
+    order = list(range(len(full.bones)))[::-1]
+    moved = reorder_bones(full, order)
+    assert [b.name for b in moved.bones] == [full.bones[i].name for i in order]
+    for a, b in zip((full.bones[i] for i in order), moved.bones):
+        assert _bone_names(full, [a.parent]) == _bone_names(moved, [b.parent]), a.name
+        if a.flags & BoneFlag.TAIL_IS_BONE:
+            assert _bone_names(full, [a.tail]) == _bone_names(moved, [b.tail])
+        if a.inherit:
+            assert _bone_names(full, [a.inherit[0]]) == _bone_names(moved, [b.inherit[0]])
+        if a.ik:
+            assert _bone_names(full, [a.ik.target, *(k.bone for k in a.ik.links)]) == _bone_names(
+                moved, [b.ik.target, *(k.bone for k in b.ik.links)])
+    used = full.vertices.bone_weights > 0
+    assert _bone_names(full, full.vertices.bone_indices[used]) == _bone_names(moved, moved.vertices.bone_indices[used])
+    for m, n in zip(full.morphs, moved.morphs):
+        if m.kind is MorphKind.BONE:
+            assert _bone_names(full, m.offsets["index"]) == _bone_names(moved, n.offsets["index"])
+        else:
+            assert _offsets_equal(m.offsets, n.offsets)
+    assert [(t, full.bones[i].name if t == 0 else i) for f in full.display_frames for t, i in f.items] == [
+        (t, moved.bones[i].name if t == 0 else i) for f in moved.display_frames for t, i in f.items]
+    bodies = [_bone_names(m, [r.bone for r in m.rigid_bodies]) for m in (full, moved)]
+    assert bodies[0] == bodies[1]
+    assert_same_model(moved, parse_pmx(pmx_bytes(moved)))
+    inverse = list(np.argsort(order))
+    assert pmx_bytes(reorder_bones(moved, inverse)) == pmx_bytes(full)
+    with pytest.raises(ValueError, match="permutation"):
+        reorder_bones(full, order[:-1] + order[:1])  # one bone twice, one missing
+
+
 def test_bdef_weights_are_expanded(model):
     v = parse_pmx(pmx_bytes(model)).vertices
     bdef1 = v.weight_types == WeightType.BDEF1
@@ -231,6 +280,37 @@ def test_truncation_anywhere_raises_pmx_error(data):
     for cut in np.linspace(0, len(data) - 1, 160).astype(int):
         with pytest.raises(PmxError, match=WHERE):
             parse_pmx(data[:cut], "x.pmx")
+
+
+def _vertex_records(model: PmxModel, data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start offset and size of every vertex record in `data`."""
+    bone = parse_pmx(data).header.index_sizes[IndexKind.BONE]
+    sizes = np.array([32 + 1 + weight_dtype(WeightType(t), bone).itemsize + 4 for t in model.vertices.weight_types])
+    starts = _vertices_start(model) + 4 + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    return starts, sizes
+
+
+def test_a_cut_vertex_record_is_blamed_on_itself(model, data):
+    """A file that ends inside vertex k names vertex k, and never a negative byte count."""
+    starts, sizes = _vertex_records(model, data)
+    walked = np.flatnonzero(starts >= starts[0] + len(starts) * sizes.min())  # shorter files fail the count check
+    rng = np.random.default_rng(3)
+    for k in [*rng.choice(walked, 60), len(starts) - 1]:
+        for cut in (starts[k], starts[k] + 33, starts[k] + sizes[k] - 1):  # at its start, past its type byte, 1 short
+            err = _raises(data[:cut], "vertices", int(starts[k]), f"truncated at vertex {k} of {len(starts)}")
+            have = int(re.search(r"have (-?\d+)", str(err)).group(1))
+            assert have == cut - starts[k] >= 0, str(err)
+
+
+def test_gene_cut_inside_a_vertex_names_that_vertex():
+    """The fuzzing find: Gene cut at 1,199,773 bytes was blamed on vertex 26759 with 'have -15'."""
+    if not GENE.exists():
+        pytest.skip(f"real MMD model not found at {GENE} (../shared/realdata)")
+    with pytest.raises(PmxError) as info:
+        parse_pmx(GENE.read_bytes()[:1_199_773], "gene.pmx")
+    message = str(info.value)
+    assert "truncated at vertex 26758 of 28646" in message and "have 46" in message, message
+    assert not re.search(r"have -\d", message)
 
 
 def test_random_corruption_never_escapes_as_another_exception(data):
@@ -330,9 +410,9 @@ def _patch_last_material_count(model: PmxModel) -> bytes:
     """Model bytes whose last material claims 3 more face indices than exist."""
     good = pmx_bytes(model)
     count = model.materials[-1].index_count
-    # the last material's count is the 4 bytes just before the bone table's count
-    at = good.index("センター".encode("utf-16-le")) - 4 - 4 - 4
-    assert struct.unpack_from("<i", good, at)[0] == count
+    # the last material's count is the 4 bytes just before the bone table's count and first bone name
+    first = model.bones[0].name.encode("utf-16-le")
+    at = good.index(struct.pack("<iii", count, len(model.bones), len(first)) + first)
     return good[:at] + struct.pack("<i", count + 3) + good[at + 4:]
 
 

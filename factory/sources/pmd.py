@@ -151,6 +151,12 @@ def parse_pmd(data: bytes, source: str = "<bytes>") -> PmxModel:
     cur.section = "materials"
     material_start = cur.pos
     material_records = cur.records(_MATERIAL, r.u32_count("material", _MATERIAL.itemsize))
+    uneven = np.flatnonzero(material_records["index_count"] % 3)
+    if uneven.size:  # a material owns whole triangles (the PMX reader refuses this too)
+        i = int(uneven[0])
+        raise cur.error(f"material {i + 1} uses {int(material_records['index_count'][i])} face indices, "
+                        "not a multiple of 3", material_start + 4 + i * _MATERIAL.itemsize
+                        + _MATERIAL.fields["index_count"][1])
     if int(material_records["index_count"].sum()) > n_faces:
         raise cur.error(f"materials use {int(material_records['index_count'].sum())} face indices, "
                         f"the model has {n_faces}", material_start)

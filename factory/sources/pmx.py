@@ -256,17 +256,17 @@ class _Reader:
         data, end, pos = cur.data, len(cur.data), cur.pos
         starts: list[int] = [0] * n
         types: list[int] = [0] * n
-        for i in range(n):
+        for i in range(n):  # invariant: pos <= end, so "have" is never negative
             if pos + prefix >= end:
                 raise cur.error(f"truncated at vertex {i} of {n}", pos, f"need {prefix + 1} bytes, have {end - pos}")
             t = data[pos + prefix]
             if t >= len(record_sizes):
                 raise cur.error(f"unknown weight type {t} at vertex {i}", pos + prefix)
+            if pos + record_sizes[t] > end:  # this record, not the next one, runs past the end
+                raise cur.error(f"truncated at vertex {i} of {n}", pos,
+                                f"need {record_sizes[t]} bytes, have {end - pos}")
             starts[i], types[i] = pos, t
             pos += record_sizes[t]
-        if pos > end:
-            last = starts[-1]
-            raise cur.error(f"truncated at vertex {n - 1} of {n}", last, f"need {pos - last} bytes, have {end - last}")
         cur.pos = pos
         return np.asarray(starts, dtype=np.int64), types
 

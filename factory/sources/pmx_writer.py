@@ -5,12 +5,19 @@ version is 2.1 only when the model uses a 2.1 feature (QDEF weights, flip or
 impulse morphs) or its header asks for 2.1; otherwise 2.0. Vertices are laid
 out with numpy: record sizes are known up front, so their start offsets are a
 cumulative sum and every field is scattered into one byte buffer at once.
+
+`reorder_bones` lists a model's bones in another order, every bone reference
+remapped: real models list bones out of hierarchy order (children before
+parents), and the synthetic characters do too, so code that pairs a PMX bone
+index with a position in some other bone list is caught by the tests.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +28,8 @@ from factory.sources.pmx_model import (
     VERSION_21_WEIGHTS,
     Bone,
     BoneFlag,
+    Ik,
+    IkLink,
     IndexKind,
     Material,
     Morph,
@@ -34,7 +43,7 @@ from factory.sources.pmx_model import (
     weight_dtype,
 )
 
-__all__ = ["pmx_bytes", "write_pmx"]
+__all__ = ["pmx_bytes", "reorder_bones", "write_pmx"]
 
 _CODEC_BYTE = {codec: byte for byte, codec in ENCODINGS.items()}
 
@@ -267,6 +276,50 @@ def _joint(out: _Out, joint) -> None:
     for vec in (joint.position, joint.rotation, joint.position_min, joint.position_max,
                 joint.rotation_min, joint.rotation_max, joint.position_spring, joint.rotation_spring):
         out.vec(vec)
+
+
+def reorder_bones(model: PmxModel, order: Sequence[int]) -> PmxModel:
+    """The model with its bones listed as `order` (new position -> old index), every reference remapped.
+
+    Remapped: vertex weights, bone parents, tail bones, inherit parents, IK
+    targets and links, bone morph offsets, display frame bone items and rigid
+    body bones; -1 ("none") stays -1.
+    """
+    n = len(model.bones)
+    if sorted(order) != list(range(n)):
+        raise ValueError(f"bone order must be a permutation of 0..{n - 1}")
+    new_of = np.full(n + 1, -1, dtype=np.int64)  # old index -> new; slot n (= -1) stays -1
+    new_of[np.asarray(order, dtype=np.int64)] = np.arange(n)
+
+    def remap(i: int) -> int:
+        return int(new_of[i]) if 0 <= i < n else i
+
+    def bone(b: Bone) -> Bone:
+        tail = remap(b.tail) if b.flags & BoneFlag.TAIL_IS_BONE and isinstance(b.tail, int) else b.tail
+        inherit = (remap(b.inherit[0]), b.inherit[1]) if b.inherit is not None else None
+        ik = None
+        if b.ik is not None:
+            links = tuple(IkLink(remap(link.bone), link.limits) for link in b.ik.links)
+            ik = Ik(remap(b.ik.target), b.ik.loop_count, b.ik.limit_angle, links)
+        return dataclasses.replace(b, parent=remap(b.parent), tail=tail, inherit=inherit, ik=ik)
+
+    v = model.vertices
+    indices = v.bone_indices
+    valid = (indices >= 0) & (indices < n)
+    vertices = dataclasses.replace(v, bone_indices=np.where(valid, new_of[np.where(valid, indices, n)], indices)
+                                   .astype(indices.dtype))
+    morphs = []
+    for m in model.morphs:
+        if morph_index_kind(m.kind) is IndexKind.BONE:
+            offsets = m.offsets.copy()
+            offsets["index"] = [remap(int(i)) for i in offsets["index"]]
+            m = dataclasses.replace(m, offsets=offsets)
+        morphs.append(m)
+    frames = tuple(dataclasses.replace(f, items=tuple((t, remap(i) if t == 0 else i) for t, i in f.items))
+                   for f in model.display_frames)
+    bodies = tuple(dataclasses.replace(b, bone=remap(b.bone)) for b in model.rigid_bodies)
+    return dataclasses.replace(model, vertices=vertices, bones=tuple(bone(model.bones[i]) for i in order),
+                               morphs=tuple(morphs), display_frames=frames, rigid_bodies=bodies)
 
 
 def write_pmx(model: PmxModel, path: str | os.PathLike) -> Path:

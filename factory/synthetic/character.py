@@ -2,7 +2,8 @@
 
 A character is a torso, a neck and an ellipsoid head with hair, two eyes
 (an iris drawn in the texture), two brows and a mouth, skinned to the bones
-センター > 上半身 > 首 > 頭 (plus 両目 / 左目 / 右目). Its vertex morphs carry
+センター > 上半身 > 首 > 頭 (plus 両目 / 左目 / 右目), listed out of hierarchy
+order as real models list them. Its vertex morphs carry
 standard MMD names and really move their part: まばたき closes both eyes,
 ウィンク２ the left one, あ opens the mouth, 上 raises the brows, and so on.
 There is one group morph, one bone morph and, on request, a "dead" morph that
@@ -40,7 +41,7 @@ from factory.sources.pmx_model import (
     WeightType,
     morph_offset_dtype,
 )
-from factory.sources.pmx_writer import write_pmx
+from factory.sources.pmx_writer import reorder_bones, write_pmx
 
 TEXTURE_PATH = "tex\\face.png"  # as Windows tools write it: relative, backslash
 RGB = tuple[int, int, int]
@@ -50,9 +51,12 @@ _ATLAS, _GRID = 128, 4
 _TILES = {"skin": 0, "hair": 1, "eye": 2, "brow": 3, "mouth": 4, "cloth": 5, "blush": 6}
 _HIDDEN = {"blush"}  # materials with diffuse alpha 0: drawn only while a material morph shows them
 
-# Bone order in the model (their details are in _bones()).
+# Bones as they are built (hierarchy order; their details are in _bones()).
 _BONES = ("センター", "上半身", "首", "頭", "両目", "左目", "右目")
 _B = {name: i for i, name in enumerate(_BONES)}
+# How the model lists them (unless hierarchy_order): children before parents and the neck far
+# from its place in the hierarchy, as real models do (Gene lists 219 of its 224 bones that way).
+FILE_BONE_ORDER = ("頭", "左目", "センター", "右目", "両目", "首", "上半身")
 
 
 @dataclass(frozen=True)
@@ -480,7 +484,7 @@ def _physics() -> tuple[tuple[RigidBody, ...], tuple[Joint, ...]]:
 
 def build_character(
     look: CharacterLook | None = None, *, dead_morph: bool = False, hidden_part: bool = False,
-    uv_morph: bool = False, name: str = "synthetic"
+    uv_morph: bool = False, hierarchy_order: bool = False, name: str = "synthetic"
 ) -> SyntheticCharacter:
     """Build a character with the given look (defaults when None).
 
@@ -488,7 +492,9 @@ def build_character(
     lists the eye vertices with zero offsets: mapped, but it moves nothing.
     With `hidden_part`, blush discs on the cheeks use a material of alpha 0
     that the material morph 照れ shows; with `uv_morph`, the UV morph 瞳色
-    recolours the irises. Neither is a target morph.
+    recolours the irises. Neither is a target morph. Bones are listed as
+    FILE_BONE_ORDER (out of hierarchy order), or parents first with
+    `hierarchy_order`.
     """
     look = look or CharacterLook()
     builder = _Builder(look)
@@ -521,6 +527,8 @@ def build_character(
         rigid_bodies=bodies,
         joints=joints,
     )
+    if not hierarchy_order:
+        model = reorder_bones(model, [_B[name] for name in FILE_BONE_ORDER])
     regions["eyes"] = np.concatenate([regions["eye_left"], regions["eye_right"]])
     regions["brows"] = np.concatenate([regions["brow_left"], regions["brow_right"]])
     return SyntheticCharacter(model, _texture(look), intended, regions, look)
