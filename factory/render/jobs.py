@@ -16,7 +16,7 @@ ENGINE_NAMES = ("cycles", "eevee", "workbench")
 
 @dataclass(frozen=True)
 class RenderSettings:
-    """How images are rendered. Defaults: CPU Cycles at 16 samples, 256x256 RGBA."""
+    """How images are rendered. Defaults: CPU Cycles at 16 samples (emission-only styles), 256x256 RGBA."""
 
     engine: str = "cycles"  # cycles | eevee | workbench
     samples: int = 16
@@ -25,7 +25,6 @@ class RenderSettings:
     mmd_scale: float = 0.08  # metres per MMD unit
     frame_margin: float = 1.7  # framed half-size / half-size of the face's rest box
     focal_mm: float = 50.0
-    light_scale: float = 3.0  # sun strength = light_intensity * light_scale
     threads: int = 0  # render threads; 0 = all cores
 
     def __post_init__(self) -> None:
@@ -52,7 +51,8 @@ class RenderedImage:
 
     sample: PoseSample
     png: bytes
-    face_bbox: list[float]
+    face_bbox: list[float]  # the face: brows to chin, between the ears (image pixels, y down)
+    head_bbox: list[float]  # the head's front, fringe and hair included: fringe to below the chin
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,8 @@ class InspectionSettings:
     textured style) at a lower resolution, so a morph is judged on what the
     dataset would show: an untextured look draws a textured model as one
     flat silhouette, where no expression changes a pixel. Bands are vertical
-    positions inside face_bbox (0 top, 1 bottom) where the centroid of a
-    part's changed pixels may lie.
+    positions inside the head box (head_bbox; 0 top, 1 bottom) where the
+    centroid of a part's changed pixels may lie.
     """
 
     settings: RenderSettings = field(default_factory=lambda: RenderSettings(resolution=128))
@@ -117,9 +117,9 @@ class MorphCheck:
     side: str | None
     method: str
     changed_pixels: int = 0
-    changed_face: float = 0.0  # share of face_bbox pixels that changed
-    outside_share: float = 0.0  # share of the changed pixels outside face_bbox
-    centroid_v: float | None = None  # vertical centroid of the change inside face_bbox, 0 top .. 1 bottom
+    changed_face: float = 0.0  # share of the head box's (head_bbox) pixels that changed
+    outside_share: float = 0.0  # share of the changed pixels outside the head box
+    centroid_v: float | None = None  # vertical centroid of the change inside the head box, 0 top .. 1 bottom
     flag: str = "not_inspected"  # ok | dead | outside_face | wrong_part | not_inspected
 
 
@@ -128,6 +128,6 @@ class ModelInspection:
     """The inspected annotation rows of one model."""
 
     model_name: str
-    face_bbox: list[float]
+    face_bbox: list[float]  # the box the checks measure in: the neutral render's head_bbox
     morphs: list[MorphCheck]
     warnings: list[str]

@@ -1,26 +1,35 @@
 """The four shader styles (AnimeCeleb S.1-S.4), one registry entry each.
 
-A style has two faces, because the engines read different things:
+Every style is emission-only shading of MMD's material terms
+(``factory.render.materials``): a colour computed in the node tree from the
+texture, the material values, the normal and the light direction, so Cycles
+samples no light and a few samples only anti-alias. A style has:
 
-- a node-tree builder for Cycles and EEVEE: it gets the material's base
-  colour socket (texture or diffuse colour) and returns the surface shader;
-  a flat emission term stands in for ambient light, so shading stays clean at
-  8-16 samples with no denoiser;
-- Workbench shading settings (light model, colour source, outline), since
-  Workbench ignores node trees.
+- `color`: the terms -> the surface colour (display values);
+- `edges`: whether the inverted-hull outline of edge-flagged materials shows;
+- `post`: an optional function over the rendered RGBA array (line art);
+- `workbench`: how Workbench draws it (Workbench ignores node trees: a flat
+  texture or material colour, no toon, no outline; for previews).
 
-`line_art` also turns on Freestyle lines under Cycles and EEVEE. Workbench
-gets no lines: Freestyle there slowed from 4 s to 30 s per frame over three
-frames (measured), and Workbench's object outline is not drawn in final
-renders, so Workbench (previews, inspection) shows line_art as flat texture
-colours. The registry is keyed by the names
-in ``factory.render.sampling.STYLES``; a test keeps the two in step.
+| style | colour |
+|---|---|
+| `textured_toon` | MMD's look: base * texture, sphere, toon ramp, + specular; outline |
+| `flat_cel` | flat albedo, one hard shadow step (dot(N, L) < 0.15 -> 0.72), x brightness; outline |
+| `soft_shaded` | albedo x (0.35 + 0.65 half-Lambert), x brightness, + specular; no outline |
+| `line_art` | albedo, then ink where colour or alpha changes (`line_drawing`), white fill |
+
+Brightness = light / 0.6 (MMD's default light is 154/255, about 0.6), so a
+sample's light intensity U[0.3, 0.9] acts in every style but line art. The
+registry is keyed by the names in ``factory.render.sampling.STYLES``; a test
+keeps the two in step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 try:
     import bpy
@@ -29,8 +38,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "factory.render.styles needs Blender's Python module: pip install bpy==5.0.1 (Python 3.11 only)"
     ) from exc
 
-# (node tree, base colour output socket) -> surface shader output socket
-ShaderBuilder = Callable[["bpy.types.NodeTree", "bpy.types.NodeSocket"], "bpy.types.NodeSocket"]
+from factory.render.materials import MMD_LIGHT, ColorBuilder, Terms
 
 
 @dataclass(frozen=True)
@@ -43,75 +51,87 @@ class Workbench:
 
 @dataclass(frozen=True)
 class Style:
-    """One shader style: its node tree, its Workbench look and whether it draws lines."""
+    """One shader style: its node-tree colour, outline, post-processing and Workbench look."""
 
     name: str
-    build: ShaderBuilder
+    color: ColorBuilder
     workbench: Workbench
-    freestyle: bool = False
+    edges: bool = False
+    post: Callable[[np.ndarray], np.ndarray] | None = None
 
 
-def _node(tree, kind: str, **inputs):
-    node = tree.nodes.new(kind)
-    for name, value in inputs.items():
-        node.inputs[name].default_value = value
-    return node
+def _brightness(t: Terms):
+    return t.g.math("DIVIDE", t.light, MMD_LIGHT)
 
 
-def _add(tree, a, b):
-    node = tree.nodes.new("ShaderNodeAddShader")
-    tree.links.new(a, node.inputs[0])
-    tree.links.new(b, node.inputs[1])
-    return node.outputs[0]
+def _smoothstep(t: Terms, x, edge: float, width: float):
+    """0 below edge - width/2, 1 above edge + width/2, smooth between (anti-aliases a hard step)."""
+    g = t.g
+    s = g.math("DIVIDE", g.math("SUBTRACT", x, edge - width / 2), width)
+    s = g.math("MINIMUM", g.math("MAXIMUM", s, 0.0), 1.0)
+    return g.math("MULTIPLY", g.math("MULTIPLY", s, s), g.math("SUBTRACT", 3.0, g.math("MULTIPLY", s, 2.0)))
 
 
-def _ambient(tree, color, strength: float):
-    """A flat emission of the base colour: constant 'ambient' light without noise."""
-    emission = _node(tree, "ShaderNodeEmission", Strength=strength)
-    tree.links.new(color, emission.inputs["Color"])
-    return emission.outputs[0]
+def _textured_toon(t: Terms):
+    """MMD's shading: clamp(diffuse * light + ambient) * texture, sphere, toon, + specular."""
+    return t.specular(t.toon(t.sphere(t.mmd_color)))
 
 
-def _toon(tree, color, size: float, smooth: float):
-    toon = _node(tree, "ShaderNodeBsdfToon", Size=size, Smooth=smooth)
-    tree.links.new(color, toon.inputs["Color"])
-    return toon.outputs[0]
+CEL_SHADOW, CEL_EDGE = 0.72, 0.15
 
 
-def _textured_toon(tree, color):
-    """S.1: texture colours, two-tone toon diffuse with a soft terminator."""
-    return _add(tree, _toon(tree, color, 0.7, 0.15), _ambient(tree, color, 0.4))
+def _flat_cel(t: Terms):
+    """Flat albedo in two tones: lit, or x 0.72 where dot(N, L) < 0.15; times brightness."""
+    g = t.g
+    shade = g.math("MULTIPLY_ADD", _smoothstep(t, t.n_dot_l, CEL_EDGE, 0.04), 1.0 - CEL_SHADOW, CEL_SHADOW)
+    return g.clamp01(g.scale(t.albedo, g.math("MULTIPLY", shade, _brightness(t))))
 
 
-def _flat_cel(tree, color):
-    """S.2: flat colour regions, one hard light/shadow step."""
-    return _add(tree, _toon(tree, color, 0.9, 0.0), _ambient(tree, color, 0.55))
+def _soft_shaded(t: Terms):
+    """Smooth half-Lambert ((0.5 + 0.5 N.L)^2) over a 0.35 ambient floor, times brightness, + specular."""
+    g = t.g
+    wrap = g.math("MULTIPLY_ADD", t.n_dot_l, 0.5, 0.5)
+    shade = g.math("MULTIPLY_ADD", g.math("MULTIPLY", wrap, wrap), 0.65, 0.35)
+    return t.specular(g.clamp01(g.scale(t.albedo, g.math("MULTIPLY", shade, _brightness(t)))))
 
 
-def _soft_shaded(tree, color):
-    """S.3: smooth Lambert shading of the texture."""
-    diffuse = _node(tree, "ShaderNodeBsdfDiffuse")
-    tree.links.new(color, diffuse.inputs["Color"])
-    return _add(tree, diffuse.outputs[0], _ambient(tree, color, 0.25))
+def _line_art_fill(t: Terms):
+    """The flat albedo; `line_drawing` turns it into ink lines after the render."""
+    return t.albedo
 
 
-def _line_art(tree, color):
-    """S.4: a pale, mostly white fill (lines come from Freestyle)."""
-    mix = _node(tree, "ShaderNodeMix", Factor=0.8)
-    mix.data_type = "RGBA"
-    tree.links.new(color, mix.inputs["A"])
-    mix.inputs["B"].default_value = (1.0, 1.0, 1.0, 1.0)
-    return _ambient(tree, mix.outputs["Result"], 1.0)
+_LUMA = np.array([0.299, 0.587, 0.114])
+INK_LOW, INK_HIGH = 0.05, 0.35  # colour-gradient magnitude (0..1 per unit, Sobel / 4) from no ink to full
+
+
+def line_drawing(rgba: np.ndarray) -> np.ndarray:
+    """Ink lines where the visible colour or the alpha changes; white elsewhere, the render's alpha kept.
+
+    Works on what the render shows, so a part that is hidden (alpha 0) or a
+    transparent texel draws no line. The gradient is a Sobel filter (scaled
+    to 0..1) of each colour channel, composited over white, taking the
+    largest; ink ramps up between `INK_LOW` and `INK_HIGH`.
+    """
+    alpha = rgba[..., 3:4].astype(np.float32) / 255
+    color = rgba[..., :3].astype(np.float32) / 255 * alpha + (1.0 - alpha)
+    p = np.pad(color, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    gx = (p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])
+    gy = (p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])
+    grad = np.sqrt(gx**2 + gy**2).max(axis=2) / 4
+    ink = np.clip((grad - INK_LOW) / (INK_HIGH - INK_LOW), 0.0, 1.0)
+    out = np.empty_like(rgba)
+    out[..., :3] = np.round(255 * (1.0 - ink))[..., None]
+    out[..., 3] = rgba[..., 3]
+    return out
 
 
 STYLE_REGISTRY: dict[str, Style] = {
     style.name: style
     for style in (
-        Style("textured_toon", _textured_toon, Workbench("STUDIO", "TEXTURE")),
-        Style("flat_cel", _flat_cel, Workbench("FLAT", "MATERIAL")),
-        Style("soft_shaded", _soft_shaded, Workbench("MATCAP", "TEXTURE")),
-        # no lines under Workbench (see the module docstring): a flat textured look instead
-        Style("line_art", _line_art, Workbench("FLAT", "TEXTURE"), freestyle=True),
+        Style("textured_toon", _textured_toon, Workbench("FLAT", "TEXTURE"), edges=True),
+        Style("flat_cel", _flat_cel, Workbench("FLAT", "TEXTURE"), edges=True),
+        Style("soft_shaded", _soft_shaded, Workbench("STUDIO", "TEXTURE")),
+        Style("line_art", _line_art_fill, Workbench("FLAT", "TEXTURE"), post=line_drawing),
     )
 }
 
@@ -124,7 +144,7 @@ def style(name: str) -> Style:
         raise ValueError(f"unknown shader style '{name}'; known: {sorted(STYLE_REGISTRY)}") from None
 
 
-def apply_workbench(scene: "bpy.types.Scene", look: Workbench) -> None:
+def apply_workbench(scene: bpy.types.Scene, look: Workbench) -> None:
     """Set Workbench's render shading to a style's look."""
     shading = scene.display.shading
     shading.light = look.light
