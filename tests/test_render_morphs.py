@@ -165,22 +165,24 @@ def test_gene_material_and_uv_morphs_change_pixels(gene):
 
 
 @pytest.mark.slow
-def test_hidden_part_draws_nothing_until_its_material_morph_shows_it(scene_mod, tmp_path):
+def test_hidden_part_draws_nothing_in_any_style_until_its_material_morph_shows_it(scene_mod, tmp_path):
     plain, hidden = build_character(), build_character(hidden_part=True)
     renders = {}
     for label, character in (("plain", plain), ("hidden", hidden)):
         staged = scene_mod.ModelScene.from_file(write_character(character, tmp_path / label), INSPECT.settings)
         try:
-            staged.pose({}, style=INSPECT.style)
-            renders[label] = _rgba(staged.render())
+            for style in STYLES:  # line art included
+                staged.pose({}, style=style)
+                renders[label, style] = _rgba(staged.render())
             if label == "hidden":
                 blush = staged.bbox_of(character.regions["blush_left"])
                 staged.pose({character.model.morph_index(SHOW_MORPH): 1.0}, style=INSPECT.style)
                 renders["shown"] = _rgba(staged.render())
         finally:
             staged.close()
-    assert int(_changed(renders["plain"], renders["hidden"]).sum()) == 0  # alpha 0: nothing drawn
-    shown = _changed(renders["hidden"], renders["shown"])
+    drawn = {style: int(_changed(renders["plain", style], renders["hidden", style]).sum()) for style in STYLES}
+    assert drawn == dict.fromkeys(STYLES, 0)  # alpha 0: nothing drawn, outline and lines included
+    shown = _changed(renders["hidden", INSPECT.style], renders["shown"])
     ys, xs = np.nonzero(shown)
     assert len(ys) > 10
     x0, y0, x1, y1 = blush
