@@ -88,3 +88,73 @@ def test_ray_run_killed_half_way_resumes_exactly(videos, tmp_path, ray_local):
     assert sorted(keys) == sorted(committed_keys(ref))
     assert len(keys) == 10 * 24
     assert sorted(s["__key__"] for s in iter_samples(out)) == sorted(keys)
+
+
+
+def _kill_resume_loop(inputs: list[str], url: str, cycles: int, seed: int) -> list[str]:
+    """Start a whole Ray run (driver + embedded Ray) ``cycles`` times and SIGKILL its
+    process group at a seeded random moment, the next run started at once. A moment is either early (startup, sampling: 0.5-8 s) or while writing
+    (after the run's first shard claim and 0-2 further commits, then 0-0.2 s), so
+    each cycle commits a few shards and the ten never finish the work. Returns one
+    ``phase:committed-shards`` per kill."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rng = random.Random(seed)
+    out = open_location(url)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    points = []
+    for _ in range(cycles):
+        claims = len(out.list("claims"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.frames_job", url, *inputs], cwd=REPO, env=env,
+            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        early = rng.random() < 0.3
+        delay = rng.uniform(0.5, 8.0) if early else rng.uniform(0.0, 0.2)
+        if not early:  # the run's first claim (its void markers are made by then), then 0-2 commits
+            while proc.poll() is None and len(out.list("claims")) == claims:
+                time.sleep(0.02)
+            target = len(out.list("stats")) + rng.randint(0, 2)
+            while proc.poll() is None and len(out.list("stats")) < target:
+                time.sleep(0.02)
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        ended = proc.poll() is not None
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the run had ended and its whole group was gone
+        proc.wait()
+        points.append(f"{'ended' if ended else 'early' if early else 'writing'}:{len(committed_stats(out))}")
+    return points
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_ten_kills_at_random_moments_under_cpu_load_resume_exactly(where, videos, tmp_path, ray_local, request):
+    import subprocess
+    import sys
+
+    from factory.pipelines.frames import run_frames
+
+    inputs = [str(p) for p in videos["copies"][:6]]
+    url = str(tmp_path / "ds") if where == "local" else f"{request.getfixturevalue('s3_env')}/ds"
+    stress = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        points = _kill_resume_loop(inputs, url, cycles=10, seed=16)
+    finally:
+        for p in stress:
+            p.kill()
+            p.wait()
+    print(f"\nkill points ({where}, phase:committed shards at each SIGKILL): {points}")
+    run_frames(inputs, url, SMALL)  # the last resume, run to its end
+    run_frames(inputs, str(tmp_path / "ref"), SMALL)  # an uninterrupted run
+    keys, expected = committed_keys(url), sorted(committed_keys(str(tmp_path / "ref")))
+    assert len(expected) == 6 * 24
+    assert sorted(keys) == expected  # none lost, none twice
+    assert sorted(s["__key__"] for s in iter_samples(open_location(url))) == expected
+    assert sum(p.startswith("writing") for p in points) >= 5  # kills came while shards were written
