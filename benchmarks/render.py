@@ -2,6 +2,7 @@
 
     python benchmarks/render.py [--models 4] [--images 10] [--engine cycles] [--samples 16]
                                 [--rss-models 20] [--json out.json]
+    python benchmarks/render.py --styles [--style-images 8] [--samples 16]
 
 - bare loop: each synthetic model imported into Blender in this process,
   then the very images the pipeline renders (same samples: pose, morphs,
@@ -13,6 +14,13 @@
   already started (its start-up is not the pipeline's cost);
 - memory: one Blender child process rendering `--rss-models` models without
   recycling; its peak RSS after the first and after the last model.
+
+- styles (``--styles``): per shader style, on Gene (../shared/realdata) and
+  on a synthetic character, images per CPU-second (= images/s per core:
+  the process's CPU time counts every render thread, so a machine loaded by
+  others skews it less than wall time) of ``ModelScene`` pose + render +
+  face_bbox, against a bare ``bpy.ops.render.render`` loop on the same
+  scene in the same run.
 
 Prints a markdown table (images/s and ratios) and writes JSON with --json.
 """
@@ -107,10 +115,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--rss-models", type=int, default=20)
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--styles", action="store_true", help="only the per-style images/s per core table")
+    parser.add_argument("--style-images", type=int, default=8, help="images per style and model (--styles)")
     args = parser.parse_args(argv)
 
     from factory.pipelines.runtime import init_ray
     from factory.render.jobs import RenderSettings
+
+    if args.styles:
+        figures = styles_table(RenderSettings(engine=args.engine, samples=args.samples), args.style_images)
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=1))
+        return figures
 
     settings = RenderSettings(engine=args.engine, samples=args.samples)
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
@@ -134,6 +150,80 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
     return figures
+
+
+GENE = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "mmd" / "gene" / "Gene_light.pmx"
+
+
+def _per_core(run, n: int) -> tuple[float, float]:
+    """(images per CPU-second, images per wall-second) of n calls of run()."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(n):
+        run(i)
+    return n / (time.process_time() - cpu), n / (time.perf_counter() - wall)
+
+
+def _render_at(scene, samples: int) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    scene.scene.cycles.samples = samples  # persistent data keeps a session's sample count: drop it once
+    scene.scene.render.use_persistent_data = False
+    scene.render()
+    scene.scene.render.use_persistent_data = True
+    return np.asarray(Image.open(io.BytesIO(scene.render())).convert("RGBA")).astype(np.float64)
+
+
+def face_rmse(scene, samples: int, reference: int = 128) -> float:
+    """Face-box RMSE (of 255, RGBA) of a `samples` render against a `reference`-sample one, yaw 12, pitch 5."""
+    scene.pose({}, yaw=12.0, pitch=5.0, style=scene.style)
+    x0, y0, x1, y1 = (max(round(v), 0) for v in scene.face_bbox())
+    ref, img = _render_at(scene, reference), _render_at(scene, samples)
+    scene.scene.cycles.samples = samples
+    return float(np.sqrt(np.mean((img[y0:y1, x0:x1] - ref[y0:y1, x0:x1]) ** 2)))
+
+
+def styles_table(settings, images: int) -> dict:
+    """Per style and model: ModelScene images/s per core vs a bare render loop on the same scene."""
+    import bpy
+
+    from factory.render.scene import ModelScene
+    from factory.render.styles import STYLE_REGISTRY
+    from factory.synthetic.character import build_character, write_character
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-styles-") as tmp:
+        models = {"synthetic": write_character(build_character(), tmp)}
+        if GENE.is_file():
+            models["gene"] = GENE
+        for label, path in models.items():
+            scene = ModelScene.from_file(path, settings)
+            for name in STYLE_REGISTRY:
+                scene.pose({}, style=name)
+                scene.render()  # untimed: the first render of a style builds its shaders
+
+                def posed(i: int, scene=scene, name=name) -> None:
+                    scene.pose({}, yaw=(i % 5 - 2) * 8.0, pitch=(i % 3 - 1) * 6.0, light_intensity=0.3 + 0.075 * i,
+                               style=name)
+                    scene.render()
+                    scene.face_bbox()
+
+                pipe_cpu, pipe_wall = _per_core(posed, images)
+                bare_cpu, bare_wall = _per_core(lambda i: bpy.ops.render.render(write_still=True), images)
+                rows.append({"model": label, "style": name, "images_per_core_s": pipe_cpu, "images_per_s": pipe_wall,
+                             "bare_per_core_s": bare_cpu, "bare_per_s": bare_wall, "ratio": pipe_cpu / bare_cpu,
+                             "face_rmse": face_rmse(scene, settings.samples)})
+            scene.close()
+    print(f"\n{platform.machine()} {os.cpu_count()} CPUs; {settings.engine} at {settings.samples} samples, "
+          f"{settings.resolution}x{settings.resolution}, {images} images a row\n")
+    print("| model | style | images/s per core | bare loop, per core | ratio | images/s (wall) | face RMSE vs 128 |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['style']} | {r['images_per_core_s']:.2f} | {r['bare_per_core_s']:.2f} | "
+              f"{r['ratio']:.2f} | {r['images_per_s']:.2f} | {r['face_rmse']:.2f} |")
+    return {"machine": f"{platform.machine()} {os.cpu_count()} CPUs", "engine": settings.engine,
+            "samples": settings.samples, "rows": rows}
 
 
 def _print(f: dict) -> None:

@@ -129,8 +129,12 @@ def test_outline_hull_holds_exactly_the_edge_flagged_materials(gene):
             flagged[model.faces[start // 3:(start + mat.index_count) // 3].ravel()] = True
         start += mat.index_count
     assert np.array_equal(weights > 0, flagged) and width > 0
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    assert len(gene.outline.evaluated_get(depsgraph).data.vertices) == flagged.sum()
+    gene.outline.hide_viewport = False  # evaluated in the view layer only while shown there
+    try:
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+        assert len(gene.outline.evaluated_get(depsgraph).data.vertices) == flagged.sum()
+    finally:
+        gene.outline.hide_viewport = True
 
 
 @pytest.mark.parametrize("style_name", STYLES)

@@ -360,6 +360,7 @@ def build_outline(scene, mesh_obj, arm_obj, model, pixel_world: float):
     hull = bpy.data.objects.new("outline", mesh_obj.data)  # shares mesh, shape keys, groups, materials
     scene.collection.objects.link(hull)
     hull[EDGE_PROP] = 1.0
+    hull.hide_viewport = True  # the render evaluates it; the view layer (face boxes) need not, pose after pose
     armature = hull.modifiers.new("Armature", "ARMATURE")
     armature.object = arm_obj
     mask = hull.modifiers.new("Mask", "MASK")

@@ -14,12 +14,13 @@ samples no light and a few samples only anti-alias. A style has:
 | style | colour |
 |---|---|
 | `textured_toon` | MMD's look: base * texture, sphere, toon ramp, + specular; outline |
-| `flat_cel` | flat albedo, one hard shadow step (dot(N, L) < 0.15 -> 0.72), x brightness; outline |
+| `flat_cel` | flat albedo, one hard shadow step (dot(N, L) < 0.15 -> 0.72) x brightness; outline |
 | `soft_shaded` | albedo x (0.35 + 0.65 half-Lambert), x brightness, + specular; no outline |
 | `line_art` | albedo, then ink where colour or alpha changes (`line_drawing`), white fill |
 
-Brightness = light / 0.6 (MMD's default light is 154/255, about 0.6), so a
-sample's light intensity U[0.3, 0.9] acts in every style but line art. The
+Brightness = 1 + (light - 0.6) / 2 (MMD's default light is 154/255, about
+0.6), so a sample's light intensity U[0.3, 0.9] acts in every shaded style
+(0.85 to 1.15); line art ignores it. The
 registry is keyed by the names in ``factory.render.sampling.STYLES``; a test
 keeps the two in step.
 """
@@ -61,7 +62,8 @@ class Style:
 
 
 def _brightness(t: Terms):
-    return t.g.math("DIVIDE", t.light, MMD_LIGHT)
+    """1 at MMD's default light, 0.85 at 0.3, 1.15 at 0.9: a gentle scale that keeps textures readable."""
+    return t.g.math("MULTIPLY_ADD", t.light, 0.5, 1.0 - 0.5 * MMD_LIGHT)
 
 
 def _smoothstep(t: Terms, x, edge: float, width: float):
