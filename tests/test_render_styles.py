@@ -47,43 +47,42 @@ def render_at(scene: ModelScene, samples: int) -> np.ndarray:
     return rgba(scene.render())
 
 
-@pytest.fixture(scope="module")
-def gene():
-    if not GENE.is_file():
-        pytest.skip(f"real MMD model not found at {GENE} (../shared/realdata)")
-    scene = ModelScene.from_file(GENE, SETTINGS)
-    yield scene
-    scene.close()
+class Staged:
+    """One imported scene at a time: Blender holds one file, so a new import wipes the last one."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.kind, self.scene = folder, None, None
+
+    def get(self, kind: str) -> ModelScene:
+        if kind != self.kind:
+            self.close()
+            if kind == "gene" and not GENE.is_file():
+                pytest.skip(f"real MMD model not found at {GENE} (../shared/realdata)")
+            path = GENE if kind == "gene" else write_character(build_character(), self.folder)
+            self.scene, self.kind = ModelScene.from_file(path, SETTINGS), kind
+        return self.scene
+
+    def close(self) -> None:
+        if self.scene is not None:
+            self.scene.close()
+        self.kind, self.scene = None, None
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    path = write_character(build_character(), tmp_path_factory.mktemp("styles"))
-    scene = ModelScene.from_file(path, SETTINGS)
-    yield scene
-    scene.close()
+def staged(tmp_path_factory):
+    holder = Staged(tmp_path_factory.mktemp("styles"))
+    yield holder
+    holder.close()
 
 
-@pytest.fixture(params=["gene", "synthetic"])
-def staged(request):
-    return request.getfixturevalue(request.param)
+@pytest.fixture
+def gene(staged):
+    return staged.get("gene")
 
 
-@pytest.mark.parametrize("style_name", STYLES)
-def test_style_is_transparent_around_an_opaque_character_and_low_noise(staged, style_name):
-    staged.pose({}, yaw=12, pitch=5, style=style_name)
-    image = render_at(staged, SETTINGS.samples)
-    for corner in (image[:4, :4], image[:4, -4:]):
-        assert corner[..., 3].max() == 0
-    assert image[..., 3].max() == 255
-    x0, y0, x1, y1 = (round(v) for v in staged.face_bbox())
-    face = np.s_[max(y0, 0):y1, max(x0, 0):x1]
-    reference = render_at(staged, 128)
-    rmse = float(np.sqrt(np.mean((image[face] - reference[face]) ** 2.0)))
-    print(f"{style_name}: face RMSE {rmse:.2f}/255 at {SETTINGS.samples} vs 128 samples")
-    assert rmse <= NOISE_RMSE
-    if STYLE_REGISTRY[style_name].post is None:  # the shading is flat and smooth: light changes it evenly
-        assert image[face][..., :3].std() > 5  # not one flat silhouette colour
+@pytest.fixture
+def synthetic(staged):
+    return staged.get("synthetic")
 
 
 def _hidden(scene: ModelScene) -> list[int]:
@@ -153,17 +152,23 @@ def test_outline_shows_only_in_styles_with_edges(gene, style_name):
         assert changed == 0 and gene.outline.hide_render
 
 
-def test_no_edge_flag_means_no_outline(tmp_path):
-    character = build_character()
-    model = dataclasses.replace(character.model, materials=tuple(
-        dataclasses.replace(m, flags=m.flags & ~EDGE_FLAG) for m in character.model.materials))
-    scene = ModelScene(model, None, dataclasses.replace(SETTINGS, samples=1))
-    try:
-        assert scene.outline is None
-        scene.pose({}, style="textured_toon")
-        assert rgba(scene.render())[..., 3].max() == 255
-    finally:
-        scene.close()
+# grouped by model, so each model is imported once
+@pytest.mark.parametrize(("model", "style_name"), [(m, s) for m in ("gene", "synthetic") for s in STYLES])
+def test_style_is_transparent_around_an_opaque_character_and_low_noise(staged, model, style_name):
+    staged = staged.get(model)
+    staged.pose({}, yaw=12, pitch=5, style=style_name)
+    image = render_at(staged, SETTINGS.samples)
+    for corner in (image[:4, :4], image[:4, -4:]):
+        assert corner[..., 3].max() == 0
+    assert image[..., 3].max() == 255
+    x0, y0, x1, y1 = (round(v) for v in staged.face_bbox())
+    face = np.s_[max(y0, 0):y1, max(x0, 0):x1]
+    reference = render_at(staged, 128)
+    rmse = float(np.sqrt(np.mean((image[face] - reference[face]) ** 2.0)))
+    print(f"{style_name}: face RMSE {rmse:.2f}/255 at {SETTINGS.samples} vs 128 samples")
+    assert rmse <= NOISE_RMSE
+    if STYLE_REGISTRY[style_name].post is None:  # the shading is flat and smooth: light changes it evenly
+        assert image[face][..., :3].std() > 5  # not one flat silhouette colour
 
 
 def test_light_intensity_brightens_every_shaded_style(synthetic):
@@ -174,6 +179,20 @@ def test_light_intensity_brightens_every_shaded_style(synthetic):
         dim = render_at(synthetic, 2)
         face = bright[..., 3] == 255
         assert bright[face][:, :3].mean() > dim[face][:, :3].mean() + 10, name
+
+
+def test_no_edge_flag_means_no_outline(staged):
+    staged.close()  # this test stages its own model
+    character = build_character()
+    model = dataclasses.replace(character.model, materials=tuple(
+        dataclasses.replace(m, flags=m.flags & ~EDGE_FLAG) for m in character.model.materials))
+    scene = ModelScene(model, None, dataclasses.replace(SETTINGS, samples=1))
+    try:
+        assert scene.outline is None
+        scene.pose({}, style="textured_toon")
+        assert rgba(scene.render())[..., 3].max() == 255
+    finally:
+        scene.close()
 
 
 def test_line_drawing_inks_colour_and_alpha_edges_only():
