@@ -198,6 +198,7 @@ def image_rows(item: dict, result: ModelRender, settings: RenderSettings) -> lis
             **sample.metadata(),
             "image_index": sample.index,
             "face_bbox": [round(v, 2) for v in image.face_bbox],
+            "head_bbox": [round(v, 2) for v in image.head_bbox],
             "engine": settings.engine,
             "samples": settings.samples,
             "targets": sorted(result.targets),
