@@ -19,7 +19,8 @@ material record; MMD's default shader without self-shadow):
 - edge outline (flag bit 4): an inverted hull. A second object shares the
   mesh (shape keys, skin weights and materials included), keeps only the
   edge-flagged vertices (Mask), pushes them out along the normal by
-  ``edge_size * vertex edge scale`` pixels (Displace), and draws only its
+  ``edge_size * vertex edge scale * EDGE_PIXELS`` pixels at 256 px
+  (Displace; skipped by the view layer, drawn by the render), and draws only its
   faces seen from behind, in the edge colour, with alpha =
   edge alpha * diffuse alpha * texture alpha: a hidden part or a transparent
   texel has no outline.
