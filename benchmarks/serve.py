@@ -107,8 +107,8 @@ def http_caller(port: int, body: bytes, path: str) -> Callable[[], Callable[[], 
 # (direct ingress; what HAProxy forwards to on a cluster).
 SETUPS = {
     "proxy": ({}, "proxy"),
-    "direct-ingress": ({"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"}, "replica"),
-    "throughput-optimized": ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, "replica"),
+    "throughput-optimized": ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, "proxy"),
+    "throughput-optimized-replica-port": ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, "replica"),
     "haproxy": ({"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, "proxy"),
 }
 
