@@ -218,7 +218,9 @@ class YoloDetector:
     def __init__(self, settings: DetectorSettings, weights: str) -> None:
         path, label = yolo_weights(weights)
         import torch
-        from ultralytics import YOLO
+        from actors.offline import import_ultralytics
+
+        YOLO = import_ultralytics().YOLO
 
         self.settings = settings
         self.device = settings.device or ("cuda:0" if torch.cuda.is_available() else "cpu")

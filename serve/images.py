@@ -18,6 +18,8 @@ import numpy as np
 from PIL import Image
 
 IMAGE_TYPES = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/png": "PNG"}
+IMAGE_FORMATS = ("JPEG", "PNG")
+MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # the first bytes of a JPEG and of a PNG
 
 
 @dataclass(frozen=True)
@@ -62,14 +64,16 @@ def decode_image(body: bytes, content_type: str | None, max_bytes: int, max_pixe
         raise RequestError(415, f"content type {kind or 'none'!r} is not one of {', '.join(sorted(IMAGE_TYPES))} or multipart/form-data")
     if not data:
         raise RequestError(400, "empty image")
+    if not data.startswith(MAGIC):
+        raise RequestError(400, "not a readable JPEG or PNG image")
     try:
-        image = Image.open(io.BytesIO(data))  # reads the header only
+        # Only JPEG and PNG parsers see the bytes. ImportError too: ultralytics, loaded in the same
+        # replica, patches Image.open to import a HEIF plugin when Pillow cannot identify a file.
+        image = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))  # reads the header only
     except Image.DecompressionBombError as exc:  # PIL's own ceiling, above ours by default
         raise RequestError(413, f"image too large: {exc}") from None
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, ImportError):
         raise RequestError(400, "not a readable JPEG or PNG image") from None
-    if image.format not in IMAGE_TYPES.values():
-        raise RequestError(415, f"image format {image.format} is not JPEG or PNG")
     width, height = image.size
     if width * height > max_pixels:
         raise RequestError(413, f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels")

@@ -174,7 +174,7 @@ def _options(**kw):
 # -- yolo -----------------------------------------------------------------------------------
 @pytest.mark.usefixtures("no_network")
 def test_yolo_export_trains_one_epoch(renders, tmp_path):
-    from factory.train.offline import import_ultralytics
+    from actors.offline import import_ultralytics
 
     root = tmp_path / "yolo"
     summary = export(renders, "yolo", str(root))

@@ -23,7 +23,7 @@ from factory.storage import open_location
 from tests.test_youtube_source import FAST, Site, _handler
 
 pytestmark = pytest.mark.slow
-SOURCE_FIELDS = ("source_shard", "source_key")
+SOURCE_FIELDS = ("source_shard", "source_key", "caption")  # what only a shard input can give
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,8 @@ def test_download_then_video_from_s3_shards_matches_one_step(site, s3_env, ray_l
     assert "2 videos (2 already done)" in capsys.readouterr().out
     assert site.requests["talk.mp4"] - before == 2 * listing
 
-    # Two-step (shards on S3) against one-step (HTTP): same keys, same json but the source fields.
+    # Two-step (shards on S3) against one-step (HTTP): same keys, same json but the source fields
+    # (the shard's txt, the video's title, becomes the caption).
     config = VideoConfig(style_filter="any", workers=(1, 1), download=FAST)
     run_video(site.url("talk.mp4"), f"{s3_env}/one", config)
     _cli("video", "--input", f"{dl}/", "--out", f"{s3_env}/two", "--style", "any", "--workers", "1:1")
@@ -81,7 +82,8 @@ def test_download_then_video_from_s3_shards_matches_one_step(site, s3_env, ray_l
     for k in one:
         a, b = json.loads(one[k]["json"]), json.loads(two[k]["json"])
         assert b["source_shard"] == f"{dl}/shards/all-000000.tar" and b["source_key"] == key
-        assert {f: v for f, v in b.items() if f not in SOURCE_FIELDS} == a
+        assert b["caption"] == meta["title"] and all(a[f] is None for f in SOURCE_FIELDS)
+        assert {f: v for f, v in b.items() if f not in SOURCE_FIELDS} == {f: v for f, v in a.items() if f not in SOURCE_FIELDS}
         assert two[k]["jpg"] == one[k]["jpg"]
 
 

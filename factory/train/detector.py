@@ -25,7 +25,7 @@ import numpy as np
 from factory.models import ModelRef, ModelStore
 from factory.train.data import FaceSample, data_provenance, identity_split, load_face_samples
 from factory.train.images import composite, random_background
-from factory.train.offline import import_ultralytics
+from actors.offline import import_ultralytics
 from factory.train.pseudo import PseudoLabelSettings, pseudo_labelled_frames
 from factory.train.progress import EpochProgress
 
