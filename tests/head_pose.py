@@ -79,3 +79,14 @@ def rigid_outside(scene) -> np.ndarray:
     v = scene.model.vertices
     moving = np.isin(v.bone_indices, list(neck_subtree(scene.model, scene.neck)))
     return np.flatnonzero(~np.any(moving & (v.bone_weights > 0), axis=1))
+
+
+def yaw_sign_agreement(scene, n: int) -> tuple[int, int]:
+    """(rotated samples whose projected nose/eye yaw has the label's sign, samples posed)."""
+    marks = landmarks(scene)
+    samples = rotated_samples(scene, n)
+    agree = 0
+    for morphs, yaw, pitch, roll, _ in samples:
+        scene.pose(morphs, yaw, pitch, roll)
+        agree += int(np.sign(projected_yaw(scene, marks)) == np.sign(yaw))
+    return agree, len(samples)

@@ -60,6 +60,14 @@ def _assert_whole(url: str, reference: str) -> None:
         assert st.name in tars and shard_name(st.split, st.shard, "parquet") in indexes
 
 
+def _write_all_and_finalize(out, state) -> None:
+    """What the new run does once it owns OUT: write every input it lacks, sweep void shards, finalize."""
+    with state.writer(out, LIMITS) as writer:
+        write_inputs(writer, state.complete_inputs, N_INPUTS, 0.0)
+    sweep(out, read_markers(out)[1])
+    finalize(out, "test", {"n": N_INPUTS})
+
+
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_zombie_writer_held_before_its_commit_is_fenced_out(where, tmp_path, request):
     url, ref = _url(where, tmp_path, request, "ds"), _url(where, tmp_path, request, "ref")
@@ -76,10 +84,7 @@ def test_zombie_writer_held_before_its_commit_is_fenced_out(where, tmp_path, req
         _, err = zombie.communicate(timeout=120)
         assert zombie.returncode == 3, err
         assert err.strip().count("\n") == 0 and "voided by a newer run" in err
-        with state.writer(out, LIMITS) as writer:
-            write_inputs(writer, state.complete_inputs, N_INPUTS, 0.0)
-        sweep(out, read_markers(out)[1])
-        finalize(out, "test", {"n": N_INPUTS})
+        _write_all_and_finalize(out, state)
     write_dataset(ref, N_INPUTS, 0.0)
     _assert_whole(url, ref)
     # The zombie's shard numbers are void: no file of theirs is left under any folder.
@@ -134,10 +139,7 @@ def test_force_takeover_fences_the_live_owner_out(tmp_path):
         assert current_epoch(out) == state.epoch == 2
         _, err = first.communicate(timeout=180)
         assert first.returncode == 1 and "epoch 1" in err and "\n" not in err.strip()
-        with state.writer(out, LIMITS) as writer:
-            write_inputs(writer, state.complete_inputs, N_INPUTS, 0.0)
-        sweep(out, read_markers(out)[1])
-        finalize(out, "test", {"n": N_INPUTS})
+        _write_all_and_finalize(out, state)
     write_dataset(ref, N_INPUTS, 0.0)
     _assert_whole(url, ref)
 

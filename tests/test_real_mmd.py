@@ -27,7 +27,7 @@ from factory.render.jobs import RenderSettings  # noqa: E402
 from factory.render.sampling import SamplingConfig  # noqa: E402
 from factory.render.scene import ModelScene, SceneError, find_head_bones  # noqa: E402
 from factory.sources.models import read_model  # noqa: E402
-from tests.head_pose import landmarks, projected_yaw, rigid_outside, rotated_samples  # noqa: E402
+from tests.head_pose import landmarks, rigid_outside, yaw_sign_agreement  # noqa: E402
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -93,14 +93,9 @@ def test_gene_yaw_turns_the_face_in_the_render(gene):
 
 def test_gene_projected_landmarks_agree_with_the_labelled_yaw(gene):
     """Nose vs irises in the posed mesh: the sign of the label on >= 95 % of rotated samples, |yaw| >= 8."""
-    marks = landmarks(gene)
-    samples = rotated_samples(gene, 60)
-    agree = 0
-    for morphs, yaw, pitch, roll, _ in samples:
-        gene.pose(morphs, yaw, pitch, roll)
-        agree += np.sign(projected_yaw(gene, marks)) == np.sign(yaw)
-    print(f"Gene: projected nose/irises agree with the yaw label on {agree}/{len(samples)}")
-    assert len(samples) == 60 and agree / len(samples) >= 0.95
+    agree, total = yaw_sign_agreement(gene, 60)
+    print(f"Gene: projected nose/irises agree with the yaw label on {agree}/{total}")
+    assert total == 60 and agree / total >= 0.95
 
 
 # -- face_bbox is the face, head_bbox the head ---------------------------------------

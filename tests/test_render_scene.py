@@ -31,7 +31,7 @@ from factory.synthetic.character import (  # noqa: E402
     random_character,
     write_character,
 )
-from tests.head_pose import landmarks, projected_yaw, rigid_outside, rotated_samples  # noqa: E402
+from tests.head_pose import rigid_outside, yaw_sign_agreement  # noqa: E402
 
 pytestmark = pytest.mark.slow
 FAST = RenderSettings(engine="workbench", samples=8)
@@ -154,14 +154,9 @@ def test_yaw_changes_face_pixels(staged):
 
 def test_projected_landmarks_agree_with_the_labelled_yaw(staged):
     """Nose vs eyes in the posed mesh: the sign of the labelled yaw on >= 95 % of rotated samples, |yaw| >= 8."""
-    marks = landmarks(staged)
-    samples = rotated_samples(staged, 120)
-    agree = 0
-    for morphs, yaw, pitch, roll, _ in samples:
-        staged.pose(morphs, yaw, pitch, roll)
-        agree += np.sign(projected_yaw(staged, marks)) == np.sign(yaw)
-    print(f"synthetic: projected nose/eyes agree with the yaw label on {agree}/{len(samples)}")
-    assert len(samples) == 120 and agree / len(samples) >= 0.95
+    agree, total = yaw_sign_agreement(staged, 120)
+    print(f"synthetic: projected nose/eyes agree with the yaw label on {agree}/{total}")
+    assert total == 120 and agree / total >= 0.95
 
 
 def test_bone_morph_turns_the_head_not_the_body(staged, character):
