@@ -39,9 +39,17 @@ def request(base: str, path: str, body: bytes | None = None, content_type: str |
         return err.code, json.loads(err.read())
 
 
+# Serve's fast path as cluster/aws.yaml and cluster/kuberay/rayservice.yaml set it (docs/SERVE.md).
+FAST_PATH_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+
+
 @contextlib.contextmanager
-def serve_run(store: str, folder: Path, port: int, api_key: str | None = None) -> Iterator[subprocess.Popen]:
+def serve_run(
+    store: str, folder: Path, port: int, api_key: str | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
     """`serve run` of serve/config.yaml as shipped (only the port changed), serving the models in ``store``.
+
+    ``extra_env`` reaches Ray and Serve as they start (e.g. :data:`FAST_PATH_ENV`).
 
     Yields the process once /healthz and /models answer; stops it with Ctrl-C (as a user would) after.
     """
@@ -51,7 +59,7 @@ def serve_run(store: str, folder: Path, port: int, api_key: str | None = None) -
     config_path.write_text(yaml.safe_dump(config))
     # "--address local": a fresh embedded Ray, never a cluster some `ray start` left behind.
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "FACTORY_API_KEY")}
-    env.update(FACTORY_MODEL_STORE=store, PYTHONPATH=str(REPO), RAY_USAGE_STATS_ENABLED="0")
+    env.update(FACTORY_MODEL_STORE=store, PYTHONPATH=str(REPO), RAY_USAGE_STATS_ENABLED="0", **(extra_env or {}))
     if api_key:
         env["FACTORY_API_KEY"] = api_key
     log_path = folder / "serve.log"

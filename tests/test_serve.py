@@ -1,4 +1,4 @@
-"""The HTTP contract against a real `serve run serve.app:app` (subprocess, real HTTP).
+"""The HTTP contract against a real `serve run serve.app:app` (subprocess, real HTTP, HAProxy ingress).
 
 The model store is filled with a detector and a classifier trained for a
 moment (their quality is not the point here; the training tests measure it).
@@ -19,7 +19,7 @@ from PIL import Image
 from factory.synthetic.faces import FaceDatasetConfig, SIZE, make_characters, draw_character, write_face_dataset
 from factory.train.classifier import ClassifierConfig, train_classifier
 from factory.train.detector import DetectorConfig, train_detector
-from tests.serve_helpers import free_port, request, serve_run
+from tests.serve_helpers import FAST_PATH_ENV, free_port, request, serve_run
 
 PORT = free_port()
 BASE = f"http://127.0.0.1:{PORT}"
@@ -44,7 +44,8 @@ def store(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def server(store, tmp_path_factory):
-    with serve_run(store, tmp_path_factory.mktemp("serve-run"), PORT, api_key=KEY) as proc:
+    # The fast path the cluster files turn on (HAProxy ingress, gRPC); the demo test serves the default path.
+    with serve_run(store, tmp_path_factory.mktemp("serve-run"), PORT, api_key=KEY, extra_env=FAST_PATH_ENV) as proc:
         yield proc
 
 
