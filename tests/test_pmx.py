@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,7 +30,7 @@ from factory.sources.pmx_model import (
 from factory.sources.pmx_writer import pmx_bytes, reorder_bones, write_pmx
 from factory.synthetic.character import FILE_BONE_ORDER, TEXTURE_PATH, build_character
 
-GENE = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "mmd" / "gene" / "Gene_light.pmx"
+from tests.realdata import GENE  # noqa: E402
 
 WHERE = re.compile(r"^bad PMX file .+: .+ in section '[a-z ]+' at offset \d+( \(.+\))?$")
 

@@ -7,13 +7,12 @@ baselines' figures here are the bar the factory's own detector must clear
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from factory.train.real_art import RealArtError, load_real_art, match, score, score_detector
 
-REAL_ART = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "anime2d_dev"
+from tests.realdata import ANIME2D as REAL_ART
 
 
 def test_match_is_one_to_one_at_the_iou_threshold():

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,9 +29,7 @@ from factory.sources.models import read_model  # noqa: E402
 from tests.head_pose import landmarks, rigid_outside, yaw_sign_agreement  # noqa: E402
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
-MMD = REPO.parent / "shared" / "realdata" / "mmd"  # ../shared/realdata, never copied in
-GENE = MMD / "gene" / "Gene_light.pmx"
+from tests.realdata import GENE, MMD  # noqa: E402
 FAST = RenderSettings(engine="workbench", samples=8, resolution=128)
 
 

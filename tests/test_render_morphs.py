@@ -31,8 +31,7 @@ from factory.synthetic.character import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-GENE_DIR = REPO.parent / "shared" / "realdata" / "mmd" / "gene"  # ../shared/realdata, never copied in
-GENE = GENE_DIR / "Gene_light.pmx"
+from tests.realdata import GENE, GENE_DIR  # noqa: E402
 INSPECT = InspectionSettings()
 
 

@@ -28,7 +28,7 @@ from factory.render.styles import STYLE_REGISTRY, line_drawing
 from factory.synthetic.character import build_character, write_character
 
 pytestmark = pytest.mark.slow
-GENE = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "mmd" / "gene" / "Gene_light.pmx"
+from tests.realdata import GENE  # noqa: E402
 SETTINGS = RenderSettings(engine="cycles", samples=16, resolution=96)
 NOISE_RMSE = 10.0  # of 255, 16 vs 128 samples at 96 px: measured 2.2-4.6 synthetic, 5.0-8.1 Gene (goal 3: not met)
 STYLES = sorted(STYLE_REGISTRY)
