@@ -103,6 +103,11 @@ COMMANDS: dict[str, Command] = {
         "factory.pipelines.render:add_render_arguments",
         "factory.pipelines.render:run_render_from_args",
     ),
+    "anime-faces": Command(
+        "draw procedural 2D anime illustrations with exact face boxes: detector training data, no hand labels",
+        "factory.synthetic.anime_faces:add_anime_faces_arguments",
+        "factory.synthetic.anime_faces:run_anime_faces_from_args",
+    ),
     "train": Command(
         "train the anime face detector or the age/gender classifier",
         "factory.train:add_train_arguments",

@@ -8,6 +8,7 @@ download attempt by ultralytics (fonts, weights, pip) fails the test.
 
 from __future__ import annotations
 
+import json
 import socket
 
 import numpy as np
@@ -39,7 +40,8 @@ def test_detector_learns_unseen_characters(tmp_path, no_network):
     data = str(tmp_path / "renders")
     write_face_dataset(data, FaceDatasetConfig(characters=24, images_per_character=10, seed=3))
     store = str(tmp_path / "store")
-    config = DetectorConfig(epochs=15, imgsz=128, batch=8, threads=1)
+    art = _real_art_folder(data, tmp_path / "art")
+    config = DetectorConfig(epochs=15, imgsz=128, batch=8, threads=1, real_art=str(art))
 
     ref = train_detector(data, store, config)
 
@@ -53,6 +55,27 @@ def test_detector_learns_unseen_characters(tmp_path, no_network):
     assert stored.manifest["label_map"] == {"0": "face"}
     shards = stored.manifest["data"]["shards"]
     assert {s["split"] for s in shards} == {"train", "test"} and all(s["samples"] > 0 for s in shards)
+    art_score = metrics["real_art"]  # scored after training at the default confidence, as /models reports it
+    assert (art_score["images"], art_score["faces"], art_score["folder"]) == (4, 4, "art")
+    assert art_score["confidence"] == config.confidence and art_score["found"] >= 1
+
+
+def _real_art_folder(data: str, folder) -> str:
+    """Four held-out renders as JPEGs on grey with a boxes.json: the layout of a real-art set."""
+    from PIL import Image
+
+    from factory.train.data import load_face_samples
+
+    folder.mkdir()
+    listing = {}
+    for sample in [s for s in load_face_samples(data) if s.split == "test"][:4]:
+        rgba = Image.fromarray(sample.rgba())
+        canvas = Image.new("RGB", rgba.size, (128, 128, 128))
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        canvas.save(folder / f"{sample.key}.jpg", quality=92)
+        listing[f"{sample.key}.jpg"] = [list(sample.face_bbox)]
+    (folder / "boxes.json").write_text(json.dumps(listing))
+    return folder
 
 
 def test_model_yaml_is_required():

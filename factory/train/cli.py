@@ -29,6 +29,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     det.add_argument("--backgrounds", type=int, default=1, help="random-background composites per render")
     det.add_argument("--pseudo-labels", help="a `factory frames` dataset: frames a trusted detector labels join the train split")
     det.add_argument("--pseudo-detector", default="mediapipe", help="detector spec that labels those frames")
+    det.add_argument("--real-art", help="folder of real art with boxes.json: scored after training into metrics.json "
+                     "(evaluation only, never trained on)")
     det.add_argument("--pseudo-min-score", type=float, default=0.8, help="only frames with exactly one face this sure")
     cls = p.add_argument_group("classifier")
     cls.add_argument("--arch", default="b0", choices=["b0", "b3"], help="EfficientNet-B0 or -B3")
@@ -52,6 +54,7 @@ def _detector(args: argparse.Namespace, store: str | None) -> str:
         model_yaml=args.model,
         backgrounds_per_image=args.backgrounds,
         pseudo_labels=args.pseudo_labels,
+        real_art=args.real_art,
         pseudo=PseudoLabelSettings(detector=args.pseudo_detector, min_score=args.pseudo_min_score),
         seed=args.seed,
         **_given(args, name="name", epochs="epochs", batch="batch", imgsz="imgsz", device="device", threads="threads"),

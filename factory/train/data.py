@@ -48,6 +48,15 @@ class FaceSample:
         w, h = Image.open(io.BytesIO(self.image)).size
         return 0.0, 0.0, float(w), float(h)
 
+    @property
+    def face_boxes(self) -> list[tuple[float, float, float, float]]:
+        """Every labelled face of the image: the json's ``face_boxes`` when it lists
+        several (procedural illustrations), else the one face box."""
+        many = self.meta.get("face_boxes")
+        if many:
+            return [tuple(float(v) for v in box) for box in many]
+        return [self.face_bbox]
+
     def rgba(self) -> np.ndarray:
         """The image as an HxWx4 uint8 array (alpha 255 when the image has none)."""
         return np.asarray(Image.open(io.BytesIO(self.image)).convert("RGBA"))

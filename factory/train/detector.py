@@ -27,6 +27,7 @@ from factory.train.data import FaceSample, data_provenance, identity_split, load
 from factory.train.images import composite, random_background
 from actors.offline import import_ultralytics
 from factory.train.pseudo import PseudoLabelSettings, pseudo_labelled_frames
+from factory.train.real_art import load_real_art, score_detector
 from factory.train.progress import EpochProgress
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class DetectorConfig:
     threads: int | None = None  # CPU threads for torch; 1 is far faster on a busy shared CPU
     seed: int = 0
     pseudo_labels: str | None = None  # a `factory frames` dataset: frames a trusted detector labels join train
+    real_art: str | None = None  # a folder of real art + boxes.json, scored after training (never trained on)
     pseudo: PseudoLabelSettings = field(default_factory=PseudoLabelSettings)
 
     def __post_init__(self) -> None:
@@ -75,7 +77,7 @@ def yolo_label(box: tuple[float, float, float, float], width: int, height: int) 
 def _write_sample(sample: FaceSample, folder: Path, split: str, copies: int, seed: int) -> None:
     rgba = sample.rgba()
     h, w = rgba.shape[:2]
-    label = yolo_label(sample.face_bbox, w, h) + "\n"
+    label = "".join(yolo_label(box, w, h) + "\n" for box in sample.face_boxes)
     for copy in range(copies):
         rng = np.random.default_rng([seed, copy, *sample.key.encode()])
         image = composite(rgba, random_background(rng, h, w))
@@ -162,6 +164,15 @@ def evaluate_detector(weights: Path, data_yaml: Path, work: Path, config: Detect
     return {"map50": float(box.map50), "map50_95": float(box.map), "precision": float(box.mp), "recall": float(box.mr)}
 
 
+def real_art_metrics(weights: Path, config: DetectorConfig) -> dict[str, Any]:
+    """Recall at IoU 0.5 and extra boxes per image on ``config.real_art`` at the default confidence."""
+    from actors.detection import DetectorSettings, make_detector
+
+    detector = make_detector(f"yolo:{weights}", DetectorSettings(min_score=config.confidence, device=config.device))
+    result = score_detector(detector, load_real_art(config.real_art)).to_json()
+    return {**result, "folder": Path(config.real_art).name, "confidence": config.confidence}
+
+
 def train_detector(data_url: str, store_url: str | None, config: DetectorConfig = DetectorConfig()) -> ModelRef:
     """Train, evaluate on held-out models and publish; returns the stored model's ref."""
     samples = load_face_samples(data_url, ("render",))
@@ -178,6 +189,8 @@ def train_detector(data_url: str, store_url: str | None, config: DetectorConfig 
         weights = _train(data_yaml, work / "runs", config)
         metrics: dict[str, Any] = evaluate_detector(weights, data_yaml, work / "runs", config)
         metrics.update(_counts(splits), **pseudo)
+        if config.real_art:
+            metrics["real_art"] = real_art_metrics(weights, config)
         log.info("detector metrics: %s", json.dumps(metrics))
         manifest = {
             "kind": "detector",
