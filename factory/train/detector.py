@@ -27,7 +27,7 @@ from factory.train.data import FaceSample, data_provenance, identity_split, load
 from factory.train.images import composite, random_background
 from actors.offline import import_ultralytics
 from factory.train.pseudo import PseudoLabelSettings, pseudo_labelled_frames
-from factory.train.real_art import load_real_art, score_detector
+from factory.train.real_art import RealArtImage, load_real_art, score_detector
 from factory.train.progress import EpochProgress
 
 log = logging.getLogger(__name__)
@@ -164,18 +164,20 @@ def evaluate_detector(weights: Path, data_yaml: Path, work: Path, config: Detect
     return {"map50": float(box.map50), "map50_95": float(box.map), "precision": float(box.mp), "recall": float(box.mr)}
 
 
-def real_art_metrics(weights: Path, config: DetectorConfig) -> dict[str, Any]:
-    """Recall at IoU 0.5 and extra boxes per image on ``config.real_art`` at the default confidence."""
+def real_art_metrics(weights: Path, images: list[RealArtImage], config: DetectorConfig) -> dict[str, Any]:
+    """Recall at IoU 0.5 and extra boxes per image on the real-art images at the default confidence."""
     from actors.detection import DetectorSettings, make_detector
 
     detector = make_detector(f"yolo:{weights}", DetectorSettings(min_score=config.confidence, device=config.device))
-    result = score_detector(detector, load_real_art(config.real_art)).to_json()
+    result = score_detector(detector, images).to_json()
     return {**result, "folder": Path(config.real_art).name, "confidence": config.confidence}
 
 
 def train_detector(data_url: str, store_url: str | None, config: DetectorConfig = DetectorConfig()) -> ModelRef:
     """Train, evaluate on held-out models and publish; returns the stored model's ref."""
     samples = load_face_samples(data_url, ("render",))
+    # Read before training: a bad folder is one error now, not after the whole run.
+    real_art = load_real_art(config.real_art) if config.real_art else None
     splits = identity_split(samples, config.test_fraction, config.seed)
     pseudo: dict[str, Any] = {}
     if config.pseudo_labels:  # real video frames, train side only; evaluation stays on exact render boxes
@@ -189,8 +191,8 @@ def train_detector(data_url: str, store_url: str | None, config: DetectorConfig 
         weights = _train(data_yaml, work / "runs", config)
         metrics: dict[str, Any] = evaluate_detector(weights, data_yaml, work / "runs", config)
         metrics.update(_counts(splits), **pseudo)
-        if config.real_art:
-            metrics["real_art"] = real_art_metrics(weights, config)
+        if real_art is not None:
+            metrics["real_art"] = real_art_metrics(weights, real_art, config)
         log.info("detector metrics: %s", json.dumps(metrics))
         manifest = {
             "kind": "detector",
