@@ -1,6 +1,9 @@
 """Video pipeline benchmark: end-to-end vs decode-only frames/s, stage shares, 1 vs 2 actors, peak RSS.
 
-    python -m benchmarks.video [--long-min 10] [--json figures.json]
+    python -m benchmarks.video [--long-min 10] [--repeats 3] [--quick] [--json figures.json]
+
+``--quick`` measures only the ratios and stage shares (no Ray runs, no peak
+RSS, no looped long videos): the before/after of a change in minutes.
 
 All figures come from one run on the same synthetic inputs (factory/synthetic/video.py):
 - decode-only: decord decode of the frames the 0.5 s policy samples;
@@ -144,12 +147,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long-min", type=int, default=10, help="minutes of the long 720p video for peak RSS")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved decode-only / end-to-end repeats")
+    parser.add_argument("--quick", action="store_true", help="ratios and stage shares only: no Ray, no peak RSS")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         shorts = [make_video(folder / f"short{i}.mp4", replace(SHORT, seed=i)).path for i in range(4)]
-        longs = long_videos(folder, (3, args.long_min))
+        longs = long_videos(folder, () if args.quick else (3, args.long_min))
         # Interleaved repeats, median of each: other load on the machine hits both sides alike.
         runs = [(decode_only(shorts), end_to_end(shorts, prefetch=1), end_to_end(shorts, prefetch=0)) for _ in range(args.repeats)]
         frames = runs[0][0][0]
@@ -159,8 +163,8 @@ def main() -> int:
         stages = {k: statistics.median(r[1][1][k] for r in runs) for k in runs[0][1][1]}
         minute_decode = statistics.median(decode_only([longs[1]])[1] for _ in range(args.repeats))
         minute_total = statistics.median(end_to_end([longs[1]], prefetch=1)[0] for _ in range(args.repeats))
-        ray_s = ray_runs(shorts, folder)
-        rss = {f"{n} min 720p": peak_rss_mb(path) for n, path in sorted(longs.items())}
+        ray_s = {} if args.quick else ray_runs(shorts, folder)
+        rss = {} if args.quick else {f"{n} min 720p": peak_rss_mb(path) for n, path in sorted(longs.items())}
     figures = {
         "inputs": "4 synthetic 3D videos, 12 s, 640x360, 24 fps; sampling every 0.5 s",
         "sampled_frames": frames,
@@ -171,7 +175,7 @@ def main() -> int:
         "ratio_1_min_720p": minute_decode / minute_total,
         "stage_share": {k: v / total_s for k, v in sorted(stages.items(), key=lambda kv: -kv[1])},
         "ray_wall_s": {f"{k} actor(s)": v for k, v in ray_s.items()},
-        "ray_speedup_2_vs_1": ray_s[1] / ray_s[2],
+        "ray_speedup_2_vs_1": ray_s[1] / ray_s[2] if ray_s else None,
         "peak_rss_mb": rss,
         "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -186,7 +190,8 @@ def main() -> int:
         print(f"| share: {name} | {share:.1%} |")
     for name, secs in figures["ray_wall_s"].items():
         print(f"| Ray run_video wall, {name} | {secs:.1f} s |")
-    print(f"| Ray speed-up 2 vs 1 actors | {figures['ray_speedup_2_vs_1']:.2f}x |")
+    if ray_s:
+        print(f"| Ray speed-up 2 vs 1 actors | {figures['ray_speedup_2_vs_1']:.2f}x |")
     for name, mb in rss.items():
         print(f"| peak RSS, {name} video | {mb:.0f} MB |")
     if args.json:

@@ -85,3 +85,32 @@ def test_choose_faces_drops_profiles_and_half_closed_eyes_and_ranks_the_rest():
     assert choose_faces(m, AlignSettings()) == [3, 0, 4]
     assert choose_faces(m, AlignSettings(faces_per_track=1)) == [3]
     assert choose_faces([m[1], None], AlignSettings()) == []
+
+
+def test_landmarks_and_alignment_from_a_face_crop_equal_the_whole_frame(talking_3d, models):
+    """Pass 1 keeps only a JPEG crop per face (factory/video/candidates.py): landmarks and aligned face as from the frame."""
+    from factory.video.candidates import face_crop
+
+    detector, frontalizer = models
+    settings = AlignSettings()
+    with Video(talking_3d.path) as decoded:
+        frames = [f for batch in decoded.frame_batches(SamplingSettings(interval_s=2.0)) for f in batch.frames]
+    compared = 0
+    for frame in frames:
+        dets = detector([frame])[0]
+        if not dets:
+            continue
+        main = max(dets, key=lambda d: d.area)
+        whole = frontalizer(frame, main, "3d")
+        crop = face_crop(frame, main, frontalizer.settings.mesh_margin, settings.crop_margin)
+        assert crop.pixels().shape[0] < frame.shape[0]  # a crop, not the frame
+        local = frontalizer(crop.pixels(), crop.to_crop(main), "3d")
+        found = crop.to_frame(local)
+        assert found.source == whole.source
+        np.testing.assert_allclose(np.array(found.eyes), np.array(whole.eyes), atol=1.0)  # px, JPEG 95
+        eyes = (crop.local(found.eyes[0]), crop.local(found.eyes[1]))
+        aligned = align_face(crop.pixels(), eyes, crop.to_crop(main).bbox, settings)
+        reference = align_face(frame, whole.eyes, main.bbox, settings)
+        assert np.abs(aligned.astype(int) - reference.astype(int)).mean() <= 3.0
+        compared += 1
+    assert compared >= 3

@@ -14,15 +14,17 @@ detector and the frontalizer's models) mines one video per call:
    retry it);
 3. pass 1, streaming decode with the next batch decoded in a thread (0.5 s
    sampling, method A, or key frames + one P-frame per second, method D):
-   shot cuts, face detection, the landmarks and pose of the face the tracker
-   follows, that face aligned (128x128, eye line level) and kept as JPEG
-   bytes, a small grey face thumbnail for the motion score, and the style
+   shot cuts, face detection, a JPEG of the region around the face
+   the tracker follows (what its landmarks and alignment read), a small grey
+   face thumbnail for the motion score, and the style
    score of `style_frames` samples spread over the video, which decide its
    style (the same rule as the pre-check, on the frames decoded anyway);
    frames are dropped batch by batch;
 4. tracks (hysteresis, never across a cut, >= 2 s; AniVid: single faces and
-   motion >= 0.35); each track's best 1-5 faces come from pass 1's JPEGs, so
-   no frame is decoded twice (AniVid alone decodes the track's span again at
+   motion >= 0.35); the face mesh runs only on each track's
+   `landmark_candidates` best faces by detector score, then box area (the
+   next ones when none of them qualifies); its best 1-5 faces are aligned
+   (128x128, eye line level) from pass 1's crops, so no frame is decoded twice (AniVid alone decodes the track's span again at
    source fps, batch by batch, into a 256x256 mp4);
 5. audio of every kept track's span (one ffmpeg call): noise suppression, WebRTC VAD, the longest
    3-19 s clip as `wav`.
@@ -54,11 +56,12 @@ from factory.shards import ShardLimits, make_key
 from factory.pipelines.inputs import video_items
 from factory.sources.youtube import DownloadSettings, SourceEntry, fetched
 from factory.video.align import AlignSettings, FaceLandmarks, FaceMeasure, align_face, choose_faces, measure
+from factory.video.candidates import FaceCrop, face_crop, ranked
 from factory.video.audio import VoiceExtractor, VoiceSettings, wav_bytes
 from factory.video.clip import encode_clip, square_box
 from factory.video.decode import SamplingSettings, Video
 from factory.video.shots import ShotSettings, colour_histogram, histogram_distance
-from factory.video.style import StyleResult, StyleSettings, classify_style, frame_style_score, video_style
+from factory.video.style import StyleResult, StyleSettings, frame_style_score, video_style
 from factory.video.tracks import ANIVID_MOTION, Track, TrackSettings, build_tracks, motion_score, pick_face
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,7 @@ class VideoConfig:
     style_frames: int = 24  # samples spread over the video that decide its style
     style_key_frames: int = 8  # the style filter checks key frames first when a video has this many
     prefetch: int = 1  # frame batches decoded ahead in a thread during pass 1 (0: none)
+    landmark_candidates: int = 8  # face mesh on this many best faces per track, more only when none qualifies
     shots: ShotSettings = field(default_factory=ShotSettings)
     detection: DetectorSettings = field(default_factory=DetectorSettings)
     tracks: TrackSettings = field(default_factory=TrackSettings)
@@ -98,6 +102,8 @@ class VideoConfig:
         if self.style_filter not in STYLE_CHOICES:
             raise ValueError(f"style_filter must be one of {STYLE_CHOICES}, got {self.style_filter!r}")
         parse_detector_spec(self.detector)
+        if self.landmark_candidates < 1:
+            raise ValueError("landmark_candidates must be >= 1")
         if self.style_frames < 1 or self.thumb_size < 4 or self.clip_size < 16 or self.audio_window_s < 20:
             raise ValueError("need style_frames >= 1, thumb_size >= 4, clip_size >= 16, audio_window_s >= 20")
         if self.tracks.keep_score != self.detection.min_score:
@@ -125,9 +131,9 @@ class Scan:
     frame_indices: list[int] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     detections: list[list[Detection]] = field(default_factory=list)
-    landmarks: list[FaceLandmarks | None] = field(default_factory=list)  # of the face the tracker would pick
+    picked: list[Detection | None] = field(default_factory=list)  # the face the tracker would pick
     thumbs: list[np.ndarray | None] = field(default_factory=list)
-    faces: list[bytes | None] = field(default_factory=list)  # that face aligned, JPEG
+    crops: list[FaceCrop | None] = field(default_factory=list)  # the pixels that face's landmarks need
     style_scores: list[float] = field(default_factory=list)
     cuts: list[float] = field(default_factory=list)
 
@@ -160,6 +166,7 @@ class _Chosen:
     detection: Detection
     landmarks: FaceLandmarks
     measure: FaceMeasure
+    jpeg: bytes  # the face aligned
 
 
 class VideoMiner:
@@ -190,10 +197,10 @@ class VideoMiner:
         picked = keys[_spread(len(keys), self.config.style_frames)]
         return self._style_of(f for batch in video.frames_at(picked) for f in batch.frames)
 
-    def _landmarks(self, frame: np.ndarray, face: Detection) -> FaceLandmarks | None:
-        # The landmark sources after the face mesh depend on the style: this frame's own.
-        style = self.config.style
-        return self.frontalizer(frame, face, lambda: classify_style(frame_style_score(frame, style), style.threshold))
+    def _landmarks(self, crop: FaceCrop, face: Detection, style: str) -> FaceLandmarks | None:
+        # The landmark sources after the face mesh depend on the style: the video's.
+        marks = self.frontalizer(crop.pixels(), crop.to_crop(face), style)
+        return None if marks is None else crop.to_frame(marks)
 
     def _scan(self, video: Video) -> Scan:
         cfg, scan = self.config, Scan()
@@ -210,24 +217,39 @@ class VideoMiner:
                     scan.cuts.append(time_s)
                 previous = hist
                 pick = pick_face(faces, cfg.tracks)
-                marks = None if pick is None else self._landmarks(frame, faces[pick])
+                face = None if pick is None else faces[pick]
                 scan.frame_indices.append(index)
                 scan.times.append(time_s)
                 scan.detections.append(faces)
-                scan.landmarks.append(marks)
-                scan.thumbs.append(None if pick is None else _thumb(frame, faces[pick].bbox, cfg.thumb_size))
-                aligned = None if marks is None else align_face(frame, marks.eyes, faces[pick].bbox, cfg.align)
-                scan.faces.append(None if aligned is None else _encode_jpeg(aligned, cfg.jpeg_quality))
+                scan.picked.append(face)
+                scan.thumbs.append(None if face is None else _thumb(frame, face.bbox, cfg.thumb_size))
+                crop = None if face is None else face_crop(frame, face, cfg.frontal.mesh_margin, cfg.align.crop_margin, cfg.jpeg_quality)
+                scan.crops.append(crop)
         return scan
 
-    def _choose(self, scan: Scan, track: Track) -> list[_Chosen]:
-        marks = [scan.landmarks[s] for s in track.samples]
-        measures = [measure(m) if m is not None else None for m in marks]
-        picked = choose_faces(measures, self.config.align)
-        return [
-            _Chosen(track.samples[i], scan.detections[track.samples[i]][track.detections[i]], marks[i], measures[i])
-            for i in picked
-        ]
+    def _choose(self, scan: Scan, track: Track, style: str) -> list[_Chosen]:
+        """The track's best 1-5 faces; landmarks only for its best candidates, in rounds of `landmark_candidates`."""
+        cfg, samples = self.config, track.samples
+        marks: list[FaceLandmarks | None] = [None] * len(samples)
+        order, picked = ranked(samples, scan.picked), []
+        for start in range(0, len(order), cfg.landmark_candidates):
+            for i in order[start : start + cfg.landmark_candidates]:
+                s = samples[i]
+                if scan.crops[s] is not None:
+                    marks[i] = self._landmarks(scan.crops[s], scan.picked[s], style)
+            measures = [measure(m) if m is not None else None for m in marks]
+            picked = choose_faces(measures, cfg.align)
+            if picked:
+                break
+        chosen = []
+        for i in picked:
+            s = samples[i]
+            crop, face = scan.crops[s], scan.picked[s]
+            eyes = (crop.local(marks[i].eyes[0]), crop.local(marks[i].eyes[1]))
+            aligned = align_face(crop.pixels(), eyes, crop.to_crop(face).bbox, cfg.align)
+            jpeg = _encode_jpeg(aligned, cfg.jpeg_quality)
+            chosen.append(_Chosen(s, scan.detections[s][track.detections[i]], marks[i], measures[i], jpeg))
+        return chosen
 
     def _clip(self, video: Video, scan: Scan, track: Track, audio: np.ndarray | None) -> bytes:
         cfg, meta = self.config, video.meta
@@ -284,7 +306,7 @@ class VideoMiner:
             kept = []
             for track in tracks:
                 motion = motion_score([scan.thumbs[s] for s in track.samples if scan.thumbs[s] is not None])
-                chosen = self._choose(scan, track) if motion >= cfg.tracks.min_motion else []
+                chosen = self._choose(scan, track, style.style) if motion >= cfg.tracks.min_motion else []
                 if chosen:
                     kept.append((track, chosen, motion))
             if not kept:
@@ -310,7 +332,7 @@ class VideoMiner:
         span: np.ndarray | None,
     ) -> dict:
         cfg, meta = self.config, video.meta
-        jpegs = [scan.faces[c.sample] for c in chosen]
+        jpegs = [c.jpeg for c in chosen]
         audio_meta, wav, span = self._audio(span, track)
         best = chosen[0]
         yaw, pitch = best.measure.yaw_deg, best.measure.pitch_deg
