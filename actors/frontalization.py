@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from actors.detection import Detection, detect_anime_faces
-from factory.video.align import FaceLandmarks, ordered_eyes
+from factory.video.align import FaceLandmarks, ordered_eyes, square_crop
 
 # Face mesh indices (MediaPipe's canonical topology; 468+ exist with refine_landmarks).
 _IRIS = (468, 473)
@@ -50,16 +50,6 @@ class FrontalizerSettings:
     mesh_min_score: float = 0.3
 
 
-def _square(bbox: tuple[float, ...], margin: float, width: int, height: int) -> tuple[int, int, int]:
-    """Top-left corner and side of a square crop around a box, kept inside the frame where possible."""
-    cx, cy = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
-    side = max(8, int(round(margin * max(bbox[2] - bbox[0], bbox[3] - bbox[1]))))
-    side = min(side, width, height)
-    x0 = int(round(min(max(cx - side / 2, 0), width - side)))
-    y0 = int(round(min(max(cy - side / 2, 0), height - side)))
-    return x0, y0, side
-
-
 def _dist(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.hypot(*(a[:2] - b[:2])))
 
@@ -82,7 +72,7 @@ class FaceMeshLandmarker:
 
     def __call__(self, frame: np.ndarray, det: Detection) -> FaceLandmarks | None:
         h, w = frame.shape[:2]
-        x0, y0, side = _square(det.bbox, self.settings.mesh_margin, w, h)
+        x0, y0, side = square_crop(det.bbox, self.settings.mesh_margin, w, h)
         crop = cv2.resize(frame[y0 : y0 + side, x0 : x0 + side], (self.settings.mesh_input,) * 2)
         found = self._mesh.process(crop).multi_face_landmarks
         if not found:
@@ -135,7 +125,7 @@ class AnimeFaceLandmarker:
 
     def __call__(self, frame: np.ndarray, det: Detection) -> FaceLandmarks | None:
         h, w = frame.shape[:2]
-        x0, y0, side = _square(det.bbox, self.settings.mesh_margin, w, h)
+        x0, y0, side = square_crop(det.bbox, self.settings.mesh_margin, w, h)
         faces = detect_anime_faces(frame[y0 : y0 + side, x0 : x0 + side])
         if not faces:
             return None

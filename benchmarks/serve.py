@@ -125,7 +125,7 @@ def child(args: argparse.Namespace) -> int:
     serve.start(http_options={"host": "127.0.0.1", "port": args.port})
     module, name = args.app.split(":")
     build = getattr(importlib.import_module(module), name)
-    detector = {"max_batch_size": args.batch_size}
+    detector = {"max_batch_size": args.batch_size, "batch_wait_timeout_s": args.batch_wait}
     serve.run(build({"store": args.store, "detector": detector}), name="bench", route_prefix="/")
     port = args.port
     if args.answer == "replica":  # the replica's own HTTP port (Serve picks it from 30000-31000)
@@ -148,6 +148,7 @@ def serve_rows(args: argparse.Namespace, setup: str, app: str, batch: int, body:
     env = {**os.environ, **env_extra, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     cmd = [sys.executable, __file__, "--child", "--app", app, "--answer", answer, "--batch-size", str(batch),
+           "--batch-wait", str(args.batch_wait),
            "--port", str(args.port), "--cpus", str(args.cpus), "--store", args.store]
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parents[1])
@@ -216,6 +217,7 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=200, help="requests per mode and concurrency level")
     p.add_argument("--concurrency", type=lambda s: [int(v) for v in s.split(",")], default=[1, 8, 32])
     p.add_argument("--batch-size", type=int, default=8, help="Detector max_batch_size when batching is on")
+    p.add_argument("--batch-wait", type=float, default=0.001, help="Detector batch_wait_timeout_s when batching is on")
     p.add_argument("--store", default=os.environ.get("FACTORY_MODEL_STORE"), help="model store with a detector and a classifier (default FACTORY_MODEL_STORE)")
     p.add_argument("--port", type=int, default=8123)
     p.add_argument("--cpus", type=int, default=os.cpu_count())

@@ -111,3 +111,38 @@ def test_video_frames_pseudo_labelled_by_mediapipe_join_the_train_split(talking_
     assert stored.metrics["train_images"] == alone.metrics["train_images"] + len(samples)
     assert stored.metrics["test_images"] == alone.metrics["test_images"]  # evaluation stays on renders
     assert stored.manifest["pseudo_label_data"]["shards"]
+
+
+def test_detector_data_from_several_datasets_keeps_every_sample_apart(tmp_path):
+    """Two runs that reuse keys (same seed) still give one sample each, with distinct keys."""
+    from factory.train.data import load_face_samples, load_face_samples_from
+
+    urls = [str(tmp_path / name) for name in ("a", "b")]
+    for url in urls:
+        write_face_dataset(url, FaceDatasetConfig(characters=2, images_per_character=2, seed=5))
+    one = load_face_samples(urls[0])
+    both = load_face_samples_from(urls)
+
+    assert len(both) == 2 * len(one) > 0
+    assert len({s.key for s in both}) == len(both)
+    assert [s.key for s in both[: len(one)]] == [f"0-{s.key}" for s in one]
+
+
+def test_train_cli_takes_several_data_urls_and_a_mosaic_schedule():
+    import argparse
+
+    from factory.train.cli import add_train_arguments
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    args = parser.parse_args(["detector", "--data", "a", "--data", "s3://b/c", "--close-mosaic", "3"])
+    assert args.data == ["a", "s3://b/c"] and args.close_mosaic == 3
+
+
+def test_mosaic_stays_on_for_most_of_a_short_schedule():
+    # ultralytics' close_mosaic default (10) would switch mosaic off for the whole of a 10-epoch run
+    assert DetectorConfig(epochs=10).mosaic_off_epochs == 2
+    assert DetectorConfig(epochs=10, close_mosaic=0).mosaic_off_epochs == 0
+    assert DetectorConfig(epochs=4, close_mosaic=9).mosaic_off_epochs == 4
+    with pytest.raises(ValueError, match="close_mosaic"):
+        DetectorConfig(close_mosaic=-1)

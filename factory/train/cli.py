@@ -14,7 +14,8 @@ from typing import Any, Callable
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of `factory train` (those of factory/cli.py's `_add_train`, plus training knobs)."""
     p.add_argument("what", choices=sorted(TRAINERS))
-    p.add_argument("--data", required=True, help="dataset URL (committed shards)")
+    p.add_argument("--data", required=True, action="append",
+                   help="dataset URL (committed shards); the detector takes several (repeat --data)")
     p.add_argument("--out", help="model store URL (same as --model-store)")
     p.add_argument("--model-store", help="model store URL (default: FACTORY_MODEL_STORE or ~/.cache/factory/models)")
     p.add_argument("--name", help="model name in the store (default: detector / classifier)")
@@ -26,6 +27,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     det = p.add_argument_group("detector")
     det.add_argument("--model", default="yolo11n.yaml", help="ultralytics model YAML (never a .pt name)")
+    det.add_argument("--close-mosaic", type=int, help="final epochs without mosaic (default: a fifth of --epochs)")
     det.add_argument("--backgrounds", type=int, default=1, help="random-background composites per render")
     det.add_argument("--pseudo-labels", help="a `factory frames` dataset: frames a trusted detector labels join the train split")
     det.add_argument("--pseudo-detector", default="mediapipe", help="detector spec that labels those frames")
@@ -57,7 +59,8 @@ def _detector(args: argparse.Namespace, store: str | None) -> str:
         real_art=args.real_art,
         pseudo=PseudoLabelSettings(detector=args.pseudo_detector, min_score=args.pseudo_min_score),
         seed=args.seed,
-        **_given(args, name="name", epochs="epochs", batch="batch", imgsz="imgsz", device="device", threads="threads"),
+        **_given(args, name="name", epochs="epochs", batch="batch", imgsz="imgsz", device="device", threads="threads",
+                 close_mosaic="close_mosaic"),
     )
     return str(train_detector(args.data, store, config))
 
@@ -76,7 +79,9 @@ def _classifier(args: argparse.Namespace, store: str | None) -> str:
         seed=args.seed,
         **_given(args, name="name", epochs="epochs", batch="batch", image_size="imgsz", device="device", threads="threads"),
     )
-    return str(train_classifier(args.data, store, config))
+    if len(args.data) > 1:
+        raise SystemExit("factory train classifier: give one --data")
+    return str(train_classifier(args.data[0], store, config))
 
 
 @dataclass(frozen=True)

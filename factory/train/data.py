@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -101,6 +101,20 @@ def load_face_samples(
     if not out:
         raise TrainingDataError(f"no committed samples of kind {', '.join(kinds)} with a face in {loc.url}")
     return out
+
+
+def load_face_samples_from(
+    data_urls: list[str], kinds: tuple[str, ...] = ("render",), storage: StorageConfig | None = None
+) -> list[FaceSample]:
+    """`load_face_samples` of several datasets, in order; with more than one, keys
+    get their dataset's position as prefix (``1-``), since two runs may reuse a key."""
+    if len(data_urls) == 1:
+        return load_face_samples(data_urls[0], kinds, storage)
+    return [
+        replace(s, key=f"{i}-{s.key}")
+        for i, url in enumerate(data_urls)
+        for s in load_face_samples(url, kinds, storage)
+    ]
 
 
 def _hash_unit(text: str, seed: int) -> float:

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from factory.models import ModelRef, ModelStore
-from factory.train.data import FaceSample, data_provenance, identity_split, load_face_samples
+from factory.train.data import FaceSample, data_provenance, identity_split, load_face_samples_from
 from factory.train.images import composite, random_background
 from actors.offline import import_ultralytics
 from factory.train.pseudo import PseudoLabelSettings, pseudo_labelled_frames
@@ -47,6 +47,7 @@ class DetectorConfig:
     imgsz: int = 256
     batch: int = 16
     warmup_epochs: float = 1.0  # ultralytics' 3 is most of a short schedule
+    close_mosaic: int | None = None  # last epochs without mosaic; None: a fifth (ultralytics' fixed 10 is all of a short run)
     workers: int = 0
     device: str | None = None  # None: cuda:0 when visible, else cpu
     test_fraction: float = 0.15  # held-out models when the data has no test split
@@ -63,6 +64,13 @@ class DetectorConfig:
             raise ValueError(f"--model {self.model_yaml}: give a model YAML (e.g. yolo11n.yaml); .pt names download")
         if self.epochs < 1 or self.imgsz < 32 or self.batch < 1 or self.backgrounds_per_image < 1:
             raise ValueError("epochs, batch and backgrounds_per_image must be >= 1 and imgsz >= 32")
+        if self.close_mosaic is not None and self.close_mosaic < 0:
+            raise ValueError("close_mosaic must be >= 0")
+
+    @property
+    def mosaic_off_epochs(self) -> int:
+        """How many final epochs train without mosaic."""
+        return self.epochs // 5 if self.close_mosaic is None else min(self.close_mosaic, self.epochs)
 
 
 # -- dataset ------------------------------------------------------------------------
@@ -133,6 +141,7 @@ def _train(data_yaml: Path, work: Path, config: DetectorConfig) -> Path:
         device=_device(config),
         seed=config.seed,
         warmup_epochs=config.warmup_epochs,
+        close_mosaic=config.mosaic_off_epochs,
         project=str(work),
         name="train",
         exist_ok=True,
@@ -173,9 +182,10 @@ def real_art_metrics(weights: Path, images: list[RealArtImage], config: Detector
     return {**result, "folder": Path(config.real_art).name, "confidence": config.confidence}
 
 
-def train_detector(data_url: str, store_url: str | None, config: DetectorConfig = DetectorConfig()) -> ModelRef:
-    """Train, evaluate on held-out models and publish; returns the stored model's ref."""
-    samples = load_face_samples(data_url, ("render",))
+def train_detector(data_url: str | list[str], store_url: str | None, config: DetectorConfig = DetectorConfig()) -> ModelRef:
+    """Train on one or more render-kind datasets, evaluate on held-out models and publish; returns the stored model's ref."""
+    data_urls = [data_url] if isinstance(data_url, str) else list(data_url)
+    samples = load_face_samples_from(data_urls, ("render",))
     # Read before training: a bad folder is one error now, not after the whole run.
     real_art = load_real_art(config.real_art) if config.real_art else None
     splits = identity_split(samples, config.test_fraction, config.seed)
@@ -200,7 +210,8 @@ def train_detector(data_url: str, store_url: str | None, config: DetectorConfig 
             "config": asdict(config),
             "label_map": LABEL_MAP,
             "weights": WEIGHTS_FILE,
-            "data": data_provenance(data_url),
+            "data": data_provenance(data_urls[0]),
+            **({"extra_data": [data_provenance(u) for u in data_urls[1:]]} if len(data_urls) > 1 else {}),
         }
         if config.pseudo_labels:
             manifest["pseudo_label_data"] = data_provenance(config.pseudo_labels)

@@ -124,6 +124,16 @@ def align_face(frame: np.ndarray, eyes: tuple[Point, Point], bbox: Box, settings
     return cv2.warpAffine(frame, matrix, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
 
+def square_crop(bbox: Sequence[float], margin: float, width: int, height: int) -> tuple[int, int, int]:
+    """Top-left corner and side of a square crop of ``margin`` x the box's longer side, kept inside the frame where possible."""
+    cx, cy = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
+    side = max(8, int(round(margin * max(bbox[2] - bbox[0], bbox[3] - bbox[1]))))
+    side = min(side, width, height)
+    x0 = int(round(min(max(cx - side / 2, 0), width - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), height - side)))
+    return x0, y0, side
+
+
 def crop_face(rgb: np.ndarray, box: tuple[float, float, float, float], margin: float, size: int) -> np.ndarray:
     """A ``size`` x ``size`` square crop centred on ``box``, side ``margin`` x its longer edge.
 

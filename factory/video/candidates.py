@@ -15,14 +15,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import cv2
 import numpy as np
 
-from actors.detection import Detection
-from factory.video.align import FaceLandmarks
+from factory.video.align import FaceLandmarks, square_crop
 
 Point = tuple[float, float]
+
+
+class Detection(Protocol):
+    """What a candidate needs of a detector's face (a dataclass, so `replace` works)."""
+
+    bbox: tuple[float, float, float, float]
+    score: float
+    area: float
+    landmarks: dict[str, tuple[float, ...]]
 
 
 @dataclass(frozen=True)
@@ -68,15 +77,13 @@ def crop_region(bbox: Sequence[float], mesh_margin: float, align_margin: float, 
     """x0, y0, x1, y1 (inside the frame) that hold the mesh square and the alignment crop at any roll.
 
     The mesh square is the frame-clamped square of side ``mesh_margin`` x the
-    box's longer side (actors/frontalization.py `_square`); the alignment crop
+    box's longer side (`square_crop`, what the face mesh reads); the alignment crop
     is a square of side ``align_margin`` x that side centred on the box,
     rotated by the eye roll, so its half diagonal bounds it. Two pixels more
     for interpolation.
     """
-    from actors.frontalization import _square
-
     longer = max(bbox[2] - bbox[0], bbox[3] - bbox[1], 1.0)
-    mx, my, side = _square(tuple(bbox), mesh_margin, width, height)
+    mx, my, side = square_crop(bbox, mesh_margin, width, height)
     cx, cy = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
     reach = align_margin * longer / math.sqrt(2) + 2
     x0 = max(0, min(mx, math.floor(cx - reach)))
