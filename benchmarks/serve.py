@@ -217,7 +217,7 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=200, help="requests per mode and concurrency level")
     p.add_argument("--concurrency", type=lambda s: [int(v) for v in s.split(",")], default=[1, 8, 32])
     p.add_argument("--batch-size", type=int, default=8, help="Detector max_batch_size when batching is on")
-    p.add_argument("--batch-wait", type=float, default=0.001, help="Detector batch_wait_timeout_s when batching is on")
+    p.add_argument("--batch-wait", type=float, default=0.0, help="Detector batch_wait_timeout_s when batching is on")
     p.add_argument("--store", default=os.environ.get("FACTORY_MODEL_STORE"), help="model store with a detector and a classifier (default FACTORY_MODEL_STORE)")
     p.add_argument("--port", type=int, default=8123)
     p.add_argument("--cpus", type=int, default=os.cpu_count())

@@ -177,11 +177,11 @@ class FaceModels:
         self.classify.set_max_batch_size(classifier.max_batch_size)
         self.classify.set_batch_wait_timeout_s(classifier.batch_wait_timeout_s)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.001)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
     async def detect(self, images: list[np.ndarray]) -> list[list[dict[str, Any]]]:
         return await asyncio.to_thread(self.detector, images)  # keep the replica's event loop free
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def classify(self, requests: list[list[tuple[np.ndarray, list[float] | None]]]) -> list[list[dict[str, Any]]]:
         """Each request brings all its faces; every face of the batch goes through one predictor call."""
         faces = [face for request in requests for face in request]

@@ -21,7 +21,7 @@ class DetectorSettings:
     model: str = "detector"  # model store name or name@version; MediaPipe when absent
     confidence: float = 0.60  # AniVid's YOLO confidence (seed 002)
     max_batch_size: int = 8  # 1 turns batching off
-    batch_wait_timeout_s: float = 0.001  # a lone request waits this long for company (see docs/BENCHMARKS.md)
+    batch_wait_timeout_s: float = 0.0  # 0: a lone request runs at once; under load requests queue during a batch and form the next (docs/BENCHMARKS.md)
 
     def __post_init__(self) -> None:
         _check_batching(self.max_batch_size, self.batch_wait_timeout_s)
@@ -35,7 +35,7 @@ class ClassifierSettings:
 
     model: str = "classifier"
     max_batch_size: int = 16
-    batch_wait_timeout_s: float = 0.005
+    batch_wait_timeout_s: float = 0.0  # as the detector's
 
     def __post_init__(self) -> None:
         _check_batching(self.max_batch_size, self.batch_wait_timeout_s)
