@@ -171,3 +171,21 @@ class ModelStore:
                     raise ModelStoreError(f"model {ref} lists {name!r}, not a plain file name; refusing to copy it")
                 (local / name).write_bytes(self.loc.read_bytes(f"{folder}/{name}"))
         return StoredModel(ref, local, manifest)
+
+
+# Models the factory trained with its own recipes and ships in the package (no
+# download): a ModelStore folder inside factory/, read only. factory/shipped/README.md
+# gives the command that made each one.
+SHIPPED_STORE = Path(__file__).resolve().parent / "shipped"
+
+
+def install_shipped(name: str, store_url: str | None = None) -> ModelRef:
+    """Publish the shipped model ``name`` as a new version in the store; returns its ref."""
+    shipped = ModelStore(str(SHIPPED_STORE))
+    if not shipped.versions(name):
+        raise ModelStoreError(f"no shipped model {name!r}; shipped: {', '.join(shipped.names()) or 'none'}")
+    model = shipped.fetch(name)
+    files = {f: model.file(f) for f in model.manifest["files"]}
+    manifest = {k: v for k, v in model.manifest.items() if k not in ("name", "version", "files", "created_unix")}
+    manifest["shipped_from"] = str(model.ref)
+    return ModelStore(store_url).publish(name, files, model.metrics, manifest)

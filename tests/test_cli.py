@@ -97,6 +97,7 @@ def _serve_answers_with_the_demo_models(store: str, tmp_path) -> None:
     with serve_run(store, tmp_path, port):
         models = request(base, "/models")[1]
         assert models["detector"]["backend"] == "yolo" and models["detector"]["model"] == "detector@1"
+        assert models["detector"]["metrics"]["real_art"]["recall"] >= 0.8  # the shipped detector, scored on real art
         assert models["classifier"]["model"] == "classifier@1"
         status, body = request(base, "/analyze", _first_png(renders), "image/png")
         assert status == 200 and isinstance(body["faces"], list), body

@@ -59,3 +59,19 @@ def test_store_url_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("FACTORY_MODEL_STORE", str(tmp_path / "envstore"))
     _publish(ModelStore(), "clf", b"w", 0.5)
     assert (tmp_path / "envstore" / "clf" / "1" / "model.json").is_file()
+
+
+def test_the_shipped_detector_installs_as_a_new_version(tmp_path):
+    from factory.models import SHIPPED_STORE, install_shipped
+
+    store = str(tmp_path / "store")
+    _publish(ModelStore(store), "detector", b"older", 0.5)
+    ref = install_shipped("detector", store)
+    installed = ModelStore(store).fetch("detector")
+    shipped = ModelStore(str(SHIPPED_STORE)).fetch("detector")
+    assert ref == installed.ref == ModelRef("detector", 2)
+    assert installed.file("best.pt").read_bytes() == shipped.file("best.pt").read_bytes()
+    assert installed.metrics["real_art"] == shipped.metrics["real_art"]
+    assert installed.manifest["shipped_from"] == str(shipped.ref) and installed.manifest["kind"] == "detector"
+    with pytest.raises(ModelStoreError, match="no shipped model 'nope'; shipped: detector"):
+        install_shipped("nope", store)

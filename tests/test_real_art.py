@@ -51,3 +51,21 @@ def test_shipped_baselines_find_real_anime_faces(real_art, spec, min_recall):
     print(f"{spec}: {result.to_json()}")
     assert result.recall >= min_recall
     assert result.extra_per_image <= 0.5
+
+
+def test_shipped_factory_detector_beside_the_baselines(real_art):
+    """The detector the factory trained without hand labels (factory/shipped), scored in the same run
+    as animeface and MediaPipe at its default confidence; its stored real_art figure is this score."""
+    import json
+
+    from actors.detection import DetectorSettings, make_detector
+    from factory.models import SHIPPED_STORE, ModelStore
+
+    stored = ModelStore(str(SHIPPED_STORE)).fetch("detector")
+    confidence = stored.manifest["config"]["confidence"]
+    ours = score_detector(make_detector(f"yolo:{stored.file('best.pt')}", DetectorSettings(min_score=confidence)), real_art)
+    baselines = {spec: score_detector(make_detector(spec), real_art) for spec in ("animeface", "mediapipe")}
+    print(json.dumps({"factory": ours.to_json(), **{k: v.to_json() for k, v in baselines.items()}}))
+    assert ours.recall > baselines["mediapipe"].recall and ours.recall >= baselines["animeface"].recall - 0.06
+    assert ours.extra_per_image <= 0.5
+    assert stored.metrics["real_art"]["found"] == ours.found  # what /models reports is what this run measures

@@ -6,10 +6,10 @@ deliberately corrupt file, which must end as an error row while the rest
 completes; two synthetic textured MMD characters (PMX written by the factory).
 Pipelines: frame sampling (frames + per-video style), the video pipeline
 (face tracks, aligned faces, voice clips) and Blender rendering (posed faces
-with pose vectors). Then `inspect` and `report` of each dataset, and a small
-face detector and age/gender classifier trained on labelled synthetic faces
-into the model store (FACTORY_MODEL_STORE), so `serve run serve.app:app`
-works right after.
+with pose vectors). Then `inspect` and `report` of each dataset; the shipped
+anime face detector (factory/shipped) and a small age/gender classifier
+trained on labelled synthetic faces go into the model store
+(FACTORY_MODEL_STORE), so `serve run serve.app:app` works right after.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def make_demo_inputs(folder: Path) -> list[str]:
 
 
 def train_demo_store(root: Path) -> None:
-    """Train the demo detector and classifier unless the store already has both."""
+    """Install the shipped detector and train the demo classifier unless the store already has both."""
     from factory.models import ModelStore
     from factory.synthetic.faces import FaceDatasetConfig, write_face_dataset
     from factory.train.demo import train_demo_models
