@@ -43,3 +43,19 @@ def test_the_yolo_labels_of_an_image_hold_every_face(tmp_path):
         x0, y0, x1, y1 = sample.meta["face_boxes"][0]
         cx = float(lines[0].split()[1]) * 160
         assert abs(cx - (x0 + x1) / 2) < 0.5
+
+
+def test_a_face_hidden_behind_another_character_loses_its_box():
+    from factory.synthetic.anime_faces import MIN_VISIBLE, visible_boxes
+
+    size = 100
+    face = np.zeros((size, size), np.uint8)
+    face[20:40, 20:40] = 255  # 400 face pixels of character 0, box (20, 20, 40, 40)
+    box = (20.0, 20.0, 40.0, 40.0)
+    for covered_rows, kept in ((20, False), (round(20 * (1 - MIN_VISIBLE)) - 1, True), (round(20 * (1 - MIN_VISIBLE)) + 2, False)):
+        owner = np.full((size, size), -1, np.int16)
+        owner[face > 0] = 0
+        owner[20 : 20 + covered_rows, 0:size] = 1  # character 1 drawn over the top rows
+        assert (visible_boxes([box, None], [face, None], owner, size) == [[20.0, 20.0, 40.0, 40.0]]) == kept, covered_rows
+    cut = (-30.0, 20.0, 10.0, 40.0)  # three quarters outside the frame
+    assert visible_boxes([cut], [face], np.zeros((size, size), np.int16), size) == []

@@ -177,6 +177,22 @@ def degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def visible_boxes(boxes: list[Box | None], faces: list[np.ndarray | None], owner: np.ndarray, size: int) -> list[list[float]]:
+    """The boxes of faces that still show: at least MIN_VISIBLE of a face's in-frame pixels
+    are its own character's (``owner``: index of the character drawn last at each pixel)
+    and at least 45 % of its box is inside the image; clipped to the image."""
+    out = []
+    for i, (box, face) in enumerate(zip(boxes, faces)):
+        if face is None or box is None:
+            continue
+        area = int((face > 0).sum())  # the in-frame part of the face
+        shown = int(((face > 0) & (owner == i)).sum())
+        if area and shown / area >= MIN_VISIBLE and _inside(box, size) >= 0.45:
+            x0, y0, x1, y1 = np.clip(box, 0, size)
+            out.append([round(float(v), 2) for v in (x0, y0, x1, y1)])
+    return out
+
+
 def draw_scene(rng: np.random.Generator, config: AnimeFaceConfig) -> tuple[np.ndarray, list[list[float]], str]:
     """One finished RGB image, its visible face boxes (clipped to the image) and its finish name."""
     size = config.size
@@ -191,15 +207,7 @@ def draw_scene(rng: np.random.Generator, config: AnimeFaceConfig) -> tuple[np.nd
             img = img * (1 - a) + rgb * a
             owner[alpha > 127] = i
             masks.append(face)
-        boxes = []
-        for i, ((_, _, box), face) in enumerate(zip(cast, masks)):
-            if face is None:
-                continue
-            area = int((face > 0).sum())  # the in-frame part of the face
-            shown = int(((face > 0) & (owner == i)).sum())
-            if area and shown / area >= MIN_VISIBLE and _inside(box, size) >= 0.45:
-                x0, y0, x1, y1 = np.clip(box, 0, size)
-                boxes.append([round(float(v), 2) for v in (x0, y0, x1, y1)])
+        boxes = visible_boxes([box for _, _, box in cast], masks, owner, size)
         if boxes:
             break
     names = list(FINISHES)
