@@ -187,3 +187,21 @@ def test_closing_prefetched_early_stops_its_thread():
     time.sleep(0.3)
     assert len(produced) == count <= 3
     assert not any(t.name == "decode-prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_audio_decoded_ahead_cuts_the_spans_audio_spans_decodes(talking_2d, silent_video):
+    """AudioAhead (whole track in a thread, then cut) gives the spans of one ffmpeg span call."""
+    from factory.video.decode import AudioAhead
+
+    spans = [(0.5, 1.75), (2.0, 3.9), (3.5, 3.5)]
+    with Video(talking_2d.path) as video:
+        direct = list(video.audio_spans(spans))
+        with AudioAhead(video, max_s=600.0) as ahead:
+            cut = list(ahead.spans(spans))
+        with AudioAhead(video, max_s=1.0) as fallback:  # too long to decode whole: spans decoded when asked
+            late = list(fallback.spans(spans))
+    assert [len(c) for c in cut] == [len(d) for d in direct] and len(cut[2]) == 0
+    assert all(np.abs(c - d).max() < 1e-3 for c, d in zip(cut[:2], direct[:2]))
+    assert all(np.array_equal(a, b) for a, b in zip(late, direct))
+    with Video(silent_video.path) as video, AudioAhead(video, max_s=600.0) as ahead:
+        assert ahead.spans([(0.0, 1.0)]) is None

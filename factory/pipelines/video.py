@@ -26,8 +26,9 @@ detector and the frontalizer's models) mines one video per call:
    next ones when none of them qualifies); its best 1-5 faces are aligned
    (128x128, eye line level) from pass 1's crops, so no frame is decoded twice (AniVid alone decodes the track's span again at
    source fps, batch by batch, into a 256x256 mp4);
-5. audio of every kept track's span (one ffmpeg call): noise suppression, WebRTC VAD, the longest
-   3-19 s clip as `wav`.
+5. audio of every kept track's span (one ffmpeg call: for videos up to
+   `audio_ahead_s`, the whole track decoded in a thread during pass 1, then
+   cut): noise suppression, WebRTC VAD, the longest 3-19 s clip as `wav`.
 
 One sample per track, key ``{video_id}_t_{track:03d}``: `jpg` (the best
 face), `faces.jpg` (all 1-5 faces side by side), `voice` (the clip as WAV, or
@@ -59,7 +60,7 @@ from factory.video.align import AlignSettings, FaceLandmarks, FaceMeasure, align
 from factory.video.candidates import FaceCrop, face_crop, ranked
 from factory.video.audio import VoiceExtractor, VoiceSettings, wav_bytes
 from factory.video.clip import encode_clip, square_box
-from factory.video.decode import SamplingSettings, Video
+from factory.video.decode import AudioAhead, SamplingSettings, Video
 from factory.video.shots import ShotSettings, colour_histogram, histogram_distance
 from factory.video.style import StyleResult, StyleSettings, frame_style_score, video_style
 from factory.video.tracks import ANIVID_MOTION, Track, TrackSettings, build_tracks, motion_score, pick_face
@@ -90,6 +91,7 @@ class VideoConfig:
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     download: DownloadSettings = field(default_factory=DownloadSettings)
     audio_window_s: float = 60.0  # a track's audio is cleaned in windows this long (bounds memory)
+    audio_ahead_s: float = 600.0  # videos up to this long decode their audio in a thread during pass 1 (0: never)
     thumb_size: int = 32  # grey face thumbnail side for the motion score
     clip_size: int = 256  # AniVid: 256x256 talking-face clips
     clip_margin: float = 1.3  # clip square side, x the track's median box side
@@ -298,23 +300,29 @@ class VideoMiner:
                 early = self._key_frame_style(video)
                 if early is not None and early.style != cfg.style_filter:
                     return self._unwanted(item, early, "key frames")
-            scan = self._scan(video)
-            style = video_style(scan.style_scores, cfg.style)
-            if cfg.style_filter != "any" and style.style != cfg.style_filter:
-                return self._unwanted(item, style, "sampled frames")
-            tracks = build_tracks(scan.times, scan.detections, scan.cuts, video.meta.duration_s, cfg.tracks)
-            kept = []
-            for track in tracks:
-                motion = motion_score([scan.thumbs[s] for s in track.samples if scan.thumbs[s] is not None])
-                chosen = self._choose(scan, track, style.style) if motion >= cfg.tracks.min_motion else []
-                if chosen:
-                    kept.append((track, chosen, motion))
-            if not kept:
-                return self._empty(item, f"no face track kept ({len(tracks)} tracks >= {cfg.tracks.min_duration_s} s)")
-            # One ffmpeg call decodes every kept track's audio span; spans load one at a time.
-            spans = video.audio_spans([(t.start_s, t.end_s) for t, _, _ in kept])
-            audio = spans if spans is not None else iter([None] * len(kept))
-            return [self._row(item, video, scan, t, chosen, style, motion, span) for (t, chosen, motion), span in zip(kept, audio)]
+            with AudioAhead(video, cfg.audio_ahead_s) as audio:  # decodes beside pass 1
+                return self._mine_frames(item, video, audio)
+
+    def _mine_frames(self, item: dict, video: Video, audio_ahead: AudioAhead) -> list[dict]:
+        cfg = self.config
+        scan = self._scan(video)
+        style = video_style(scan.style_scores, cfg.style)
+        if cfg.style_filter != "any" and style.style != cfg.style_filter:
+            return self._unwanted(item, style, "sampled frames")
+        tracks = build_tracks(scan.times, scan.detections, scan.cuts, video.meta.duration_s, cfg.tracks)
+        kept = []
+        for track in tracks:
+            motion = motion_score([scan.thumbs[s] for s in track.samples if scan.thumbs[s] is not None])
+            chosen = self._choose(scan, track, style.style) if motion >= cfg.tracks.min_motion else []
+            if chosen:
+                kept.append((track, chosen, motion))
+        if not kept:
+            return self._empty(item, f"no face track kept ({len(tracks)} tracks >= {cfg.tracks.min_duration_s} s)")
+        # One ffmpeg call decodes the audio: the whole track during pass 1 (short videos),
+        # else every kept track's span now, loaded one at a time.
+        spans = audio_ahead.spans([(t.start_s, t.end_s) for t, _, _ in kept])
+        audio = spans if spans is not None else iter([None] * len(kept))
+        return [self._row(item, video, scan, t, chosen, style, motion, span) for (t, chosen, motion), span in zip(kept, audio)]
 
     def _unwanted(self, item: dict, style: StyleResult, frames: str) -> list[dict]:
         reason = f"style {style.style} (score {style.style_score:.3f}, {frames}) is not the wanted {self.config.style_filter}"
