@@ -18,9 +18,11 @@ def test_a_seed_draws_the_same_image_and_boxes():
 
 
 def test_face_boxes_lie_in_the_image_and_spread_over_it():
-    boxes = [box for i in range(CONFIG.images) for box in scene_row(CONFIG, i)["json"]["face_boxes"]]
+    metas = [scene_row(CONFIG, i)["json"] for i in range(CONFIG.images)]
+    boxes = [box for meta in metas for box in meta["face_boxes"]]
     arr = np.array(boxes)
-    assert len(boxes) >= CONFIG.images  # at least one labelled face an image
+    drawn = [m for m in metas if m["face_bbox"] is not None]  # the rest are background images
+    assert all(m["face_boxes"] for m in drawn) and len(drawn) >= CONFIG.images * 0.7
     assert (arr >= 0).all() and (arr <= CONFIG.size).all()
     assert (arr[:, 2] > arr[:, 0]).all() and (arr[:, 3] > arr[:, 1]).all()
     centres = (arr[:, :2] + arr[:, 2:]) / 2
@@ -32,7 +34,7 @@ def test_face_boxes_lie_in_the_image_and_spread_over_it():
 def test_the_yolo_labels_of_an_image_hold_every_face(tmp_path):
     out = str(tmp_path / "faces")
     write_anime_face_dataset(out, AnimeFaceConfig(images=12, size=160, seed=2))
-    samples = load_face_samples(out)
+    samples = load_face_samples(out, faceless=True)
     assert len(samples) == 12
     many = [s for s in samples if len(s.meta["face_boxes"]) > 1]
     assert many, "no image with several faces in 12"
@@ -59,3 +61,18 @@ def test_a_face_hidden_behind_another_character_loses_its_box():
         assert (visible_boxes([box, None], [face, None], owner, size) == [[20.0, 20.0, 40.0, 40.0]]) == kept, covered_rows
     cut = (-30.0, 20.0, 10.0, 40.0)  # three quarters outside the frame
     assert visible_boxes([cut], [face], np.zeros((size, size), np.int16), size) == []
+
+
+def test_background_images_show_no_face_and_train_the_detector_with_an_empty_label(tmp_path):
+    out = str(tmp_path / "faces")
+    write_anime_face_dataset(out, AnimeFaceConfig(images=40, size=128, seed=5, background_rate=0.3))
+    everything = load_face_samples(out, faceless=True)
+    backgrounds = [s for s in everything if s.meta["face_bbox"] is None]
+    assert len(everything) == 40 and 5 <= len(backgrounds) <= 20  # 30 % of 40, drawn per image
+    assert all(s.meta["face_boxes"] == [] and s.face_boxes == [] for s in backgrounds)
+    # a classifier's loader (the default) never sees an image of no face
+    assert {s.key for s in load_face_samples(out)} == {s.key for s in everything} - {s.key for s in backgrounds}
+    build_yolo_dataset({"train": everything, "test": []}, tmp_path / "yolo", DetectorConfig())
+    labels = tmp_path / "yolo" / "labels" / "train"
+    assert all((labels / f"{s.key}_0.txt").read_text() == "" for s in backgrounds)
+    assert all((labels / f"{s.key}_0.txt").read_text().count("\n") == len(s.face_boxes) for s in everything)

@@ -2,7 +2,7 @@
 
 The detector trainer's own dataset builder, unchanged: render samples
 composited on a random background (seeded, so a rerun writes the same
-bytes), one box per image from ``face_bbox``, split by identity (the
+bytes), one label line per face (``face_boxes``, else ``face_bbox``; none for an image of no face), split by identity (the
 samples' own train/test split, else held-out models by a stable hash).
 """
 
@@ -21,7 +21,7 @@ KINDS = ("render",)
 
 def write(data: Location, root: Path, options: ExportOptions) -> dict[str, Any]:
     """Write the YOLO dataset under ``root``; returns images and models per split."""
-    splits = identity_split(load_face_samples(data.url, KINDS), options.test_fraction, options.seed)
+    splits = identity_split(load_face_samples(data.url, KINDS, faceless=True), options.test_fraction, options.seed)
     build_yolo_dataset(splits, root, DetectorConfig(seed=options.seed, test_fraction=options.test_fraction))
     return {
         YOLO_SPLITS[side]: {"images": len(items), "models": len({s.model_id for s in items})}

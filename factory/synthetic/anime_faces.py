@@ -13,8 +13,10 @@ box fields: ``face_boxes`` (every labelled face, [x0, y0, x1, y1] pixels,
 brows to chin, between the ears) and ``face_bbox`` (the largest of them, so a
 reader of single-box renders sees one face). A face keeps its box only when at
 least half of it is visible (in the frame, not behind another character).
-Each image is its own identity; ``split`` is drawn per image. All randomness
-comes from the seed.
+A share of the images (``background_rate``) shows no face at all (a
+background, perhaps characters seen from behind): ``face_boxes`` is ``[]`` and
+``face_bbox`` null, YOLO's background images. Each image is its own identity;
+``split`` is drawn per image. All randomness comes from the seed.
 """
 
 from __future__ import annotations
@@ -52,12 +54,18 @@ class AnimeFaceConfig:
     max_faces: int = 5
     min_face_px: float = 16.0
     back_view_rate: float = 0.2  # images with an extra character seen from behind
+    # Images that show no face (a background, maybe characters seen from behind), with
+    # no label: YOLO's "background images", which teach it what is not a face
+    # (ultralytics' guidance: 0-10 % of a dataset).
+    background_rate: float = 0.1
 
     def __post_init__(self) -> None:
         if self.images < 1 or self.size < 64 or not 1 <= self.max_faces <= 5 or self.min_face_px < 4:
             raise ValueError("need images >= 1, size >= 64, 1 <= max_faces <= 5, min_face_px >= 4")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError("test_fraction must lie in [0, 1)")
+        if not 0.0 <= self.background_rate < 1.0:
+            raise ValueError("background_rate must lie in [0, 1)")
 
 
 def _overlap(a: Box, b: Box) -> float:
@@ -95,6 +103,15 @@ def _placement(rng: np.random.Generator, size: int, width: float) -> Placement:
         turn=float(rng.uniform(-0.8, 0.8)) if turned else 0.0,
         mirror=bool(rng.random() < 0.5),
     )
+
+
+def _backs(rng: np.random.Generator, config: AnimeFaceConfig) -> list[tuple[Look, Placement, Box | None]]:
+    """The cast of an image of no face: 0-2 characters seen from behind, far ones first."""
+    cast = [
+        (random_look(rng, back_view=True), _placement(rng, config.size, _face_width(rng, config, 1)), None)
+        for _ in range(int(rng.integers(0, 3)))
+    ]
+    return sorted(cast, key=lambda c: c[1].scale)
 
 
 def _cast(rng: np.random.Generator, config: AnimeFaceConfig) -> list[tuple[Look, Placement, Box | None]]:
@@ -193,11 +210,12 @@ def visible_boxes(boxes: list[Box | None], faces: list[np.ndarray | None], owner
     return out
 
 
-def draw_scene(rng: np.random.Generator, config: AnimeFaceConfig) -> tuple[np.ndarray, list[list[float]], str]:
-    """One finished RGB image, its visible face boxes (clipped to the image) and its finish name."""
+def draw_scene(rng: np.random.Generator, config: AnimeFaceConfig, faceless: bool = False) -> tuple[np.ndarray, list[list[float]], str]:
+    """One finished RGB image, its visible face boxes (clipped to the image) and its finish name;
+    ``faceless``: an image of no face (its box list is empty)."""
     size = config.size
     while True:
-        cast = _cast(rng, config)
+        cast = _backs(rng, config) if faceless else _cast(rng, config)
         img = varied_background(rng, size, size).astype(np.float32)
         owner = np.full((size, size), -1, np.int16)
         masks = []
@@ -208,7 +226,7 @@ def draw_scene(rng: np.random.Generator, config: AnimeFaceConfig) -> tuple[np.nd
             owner[alpha > 127] = i
             masks.append(face)
         boxes = visible_boxes([box for _, _, box in cast], masks, owner, size)
-        if boxes:
+        if boxes or faceless:
             break
     names = list(FINISHES)
     finish = names[int(rng.choice(len(names), p=[FINISHES[n][0] for n in names]))]
@@ -224,7 +242,7 @@ def scene_row(config: AnimeFaceConfig, index: int) -> dict:
     """The render-contract row of image ``index`` (its own seed, identity and split)."""
     seed = int(np.random.SeedSequence([config.seed, index, 13]).generate_state(1)[0])
     rng = np.random.default_rng(seed)
-    rgb, boxes, finish = draw_scene(rng, config)
+    rgb, boxes, finish = draw_scene(rng, config, faceless=rng.random() < config.background_rate)
     model_id = f"anime{config.seed:03d}i{index:06d}"
     split = "test" if rng.random() < config.test_fraction else "train"
     meta = {
@@ -237,7 +255,7 @@ def scene_row(config: AnimeFaceConfig, index: int) -> dict:
         "pose": [0.0] * POSE_SIZE,
         "morphs": {},
         "light_intensity": 1.0,
-        "face_bbox": _largest(boxes),
+        "face_bbox": _largest(boxes) if boxes else None,
         "face_boxes": boxes,
         "engine": "procedural-2d",
         "samples": 1,
@@ -270,10 +288,13 @@ def add_anime_faces_arguments(p) -> None:
     p.add_argument("--images", type=int, default=AnimeFaceConfig.images)
     p.add_argument("--size", type=int, default=AnimeFaceConfig.size, help="image side in pixels")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--background-rate", type=float, default=AnimeFaceConfig.background_rate,
+                   help="share of images that show no face (unlabelled background images)")
 
 
 def run_anime_faces_from_args(args) -> int:
     """Write the illustrations; prints the committed shard and sample counts."""
-    stats = write_anime_face_dataset(args.out, AnimeFaceConfig(images=args.images, size=args.size, seed=args.seed))
+    stats = write_anime_face_dataset(args.out, AnimeFaceConfig(
+        images=args.images, size=args.size, seed=args.seed, background_rate=args.background_rate))
     print(f"anime-faces: {len(stats)} shards, {sum(s.samples for s in stats)} images under {args.out}")
     return 0

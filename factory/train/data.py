@@ -53,7 +53,7 @@ class FaceSample:
         """Every labelled face of the image: the json's ``face_boxes`` when it lists
         several (procedural illustrations), else the one face box."""
         many = self.meta.get("face_boxes")
-        if many:
+        if many or (many == [] and self.box is None):  # [] with no face box: an image of no face
             return [tuple(float(v) for v in box) for box in many]
         return [self.face_bbox]
 
@@ -77,43 +77,50 @@ KINDS: dict[str, SampleKind] = {
 }
 
 
-def _to_sample(raw: dict[str, Any], kinds: tuple[str, ...]) -> FaceSample | None:
+def _to_sample(raw: dict[str, Any], kinds: tuple[str, ...], faceless: bool) -> FaceSample | None:
     if "json" not in raw:
         return None
     meta = json.loads(raw["json"])
     kind = KINDS.get(meta.get("kind")) if meta.get("kind") in kinds else None
-    if kind is None or kind.member not in raw or (kind.box_field and not meta.get(kind.box_field)):
+    if kind is None or kind.member not in raw:
+        return None
+    no_face = faceless and meta.get("face_boxes") == []
+    if kind.box_field and not meta.get(kind.box_field) and not no_face:
         return None
     ident = "_".join(str(meta.get(f, "")) for f in kind.identity).strip("_")
-    box = tuple(float(v) for v in meta[kind.box_field]) if kind.box_field else None
+    box = tuple(float(v) for v in meta[kind.box_field]) if kind.box_field and not no_face else None
     return FaceSample(raw["__key__"], ident or raw["__key__"], str(meta.get("split", "all")), raw[kind.member], box, meta)
 
 
 def load_face_samples(
-    data_url: str, kinds: tuple[str, ...] = ("render",), storage: StorageConfig | None = None
+    data_url: str, kinds: tuple[str, ...] = ("render",), storage: StorageConfig | None = None, faceless: bool = False
 ) -> list[FaceSample]:
-    """Every committed sample of the given kinds that has its image (and box), in shard order."""
+    """Every committed sample of the given kinds that has its image (and box), in shard order.
+
+    ``faceless`` also keeps the images that show no face (``face_boxes: []``, no
+    ``face_bbox``): a detector's background images; a classifier has no use for them."""
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise TrainingDataError(f"unknown sample kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
     loc = open_location(data_url, storage)
-    out = [s for raw in iter_samples(loc) if (s := _to_sample(raw, kinds)) is not None]
+    out = [s for raw in iter_samples(loc) if (s := _to_sample(raw, kinds, faceless)) is not None]
     if not out:
         raise TrainingDataError(f"no committed samples of kind {', '.join(kinds)} with a face in {loc.url}")
     return out
 
 
 def load_face_samples_from(
-    data_urls: list[str], kinds: tuple[str, ...] = ("render",), storage: StorageConfig | None = None
+    data_urls: list[str], kinds: tuple[str, ...] = ("render",), storage: StorageConfig | None = None,
+    faceless: bool = False,
 ) -> list[FaceSample]:
     """`load_face_samples` of several datasets, in order; with more than one, keys
     get their dataset's position as prefix (``1-``), since two runs may reuse a key."""
     if len(data_urls) == 1:
-        return load_face_samples(data_urls[0], kinds, storage)
+        return load_face_samples(data_urls[0], kinds, storage, faceless)
     return [
         replace(s, key=f"{i}-{s.key}")
         for i, url in enumerate(data_urls)
-        for s in load_face_samples(url, kinds, storage)
+        for s in load_face_samples(url, kinds, storage, faceless)
     ]
 
 

@@ -185,7 +185,7 @@ def real_art_metrics(weights: Path, images: list[RealArtImage], config: Detector
 def train_detector(data_url: str | list[str], store_url: str | None, config: DetectorConfig = DetectorConfig()) -> ModelRef:
     """Train on one or more render-kind datasets, evaluate on held-out models and publish; returns the stored model's ref."""
     data_urls = [data_url] if isinstance(data_url, str) else list(data_url)
-    samples = load_face_samples_from(data_urls, ("render",))
+    samples = load_face_samples_from(data_urls, ("render",), faceless=True)  # background images too
     # Read before training: a bad folder is one error now, not after the whole run.
     real_art = load_real_art(config.real_art) if config.real_art else None
     splits = identity_split(samples, config.test_fraction, config.seed)
