@@ -200,7 +200,7 @@ def image_rows(item: dict, result: ModelRender, settings: RenderSettings) -> lis
             "face_bbox": [round(v, 2) for v in image.face_bbox],
             "head_bbox": [round(v, 2) for v in image.head_bbox],
             "engine": settings.engine,
-            "samples": settings.samples,
+            **settings.metadata(),  # samples (and, sampled adaptively, min_samples and the threshold)
             "targets": sorted(result.targets),
             "warnings": list(result.warnings),
             "missing_textures": list(result.missing_textures),  # as written in the PMX; drawn in diffuse colour

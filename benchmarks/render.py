@@ -1,8 +1,8 @@
 """Render throughput of the pipeline vs a bare bpy loop, measured in the same run.
 
-    python benchmarks/render.py [--models 4] [--images 10] [--engine cycles] [--samples 16]
+    python benchmarks/render.py [--models 4] [--images 10] [--engine cycles] [--samples 64] [--adaptive-threshold 0.01]
                                 [--rss-models 20] [--json out.json]
-    python benchmarks/render.py --styles [--style-images 8] [--samples 16]
+    python benchmarks/render.py --styles [--style-images 8] [--samples 64] [--adaptive-threshold 0.01]
 
 - bare loop: each synthetic model imported into Blender in this process,
   then the very images the pipeline renders (same samples: pose, morphs,
@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from factory.render.jobs import RenderSettings
 
 
 def _models(folder: Path, n: int, seed: int = 0) -> list[Path]:
@@ -112,7 +114,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", type=int, default=4)
     parser.add_argument("--images", type=int, default=10, help="images per model")
     parser.add_argument("--engine", default="cycles", choices=["cycles", "eevee", "workbench"])
-    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--samples", type=int, default=RenderSettings.samples)
+    parser.add_argument("--min-samples", type=int, default=RenderSettings.min_samples)
+    parser.add_argument("--adaptive-threshold", type=float, default=RenderSettings.adaptive_threshold,
+                        help="0: every pixel takes --samples")
     parser.add_argument("--rss-models", type=int, default=20)
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--styles", action="store_true", help="only the per-style images/s per core table")
@@ -120,15 +125,15 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from factory.pipelines.runtime import init_ray
-    from factory.render.jobs import RenderSettings
 
+    settings = RenderSettings(engine=args.engine, samples=args.samples, min_samples=args.min_samples,
+                              adaptive_threshold=args.adaptive_threshold)
     if args.styles:
-        figures = styles_table(RenderSettings(engine=args.engine, samples=args.samples), args.style_images)
+        figures = styles_table(settings, args.style_images)
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=1))
         return figures
 
-    settings = RenderSettings(engine=args.engine, samples=args.samples)
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
         folder = Path(tmp)
         _models(folder / "models", args.models)
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
         mem = memory(rss_paths, RenderSettings(engine="workbench", samples=8))
     figures = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.python_version()}",
-        "engine": args.engine, "samples": args.samples, "bare": bare, "pipeline_1": one, "pipeline_2": two,
+        "engine": args.engine, **settings.metadata(), "bare": bare, "pipeline_1": one, "pipeline_2": two,
         "memory": mem,
         "ratio_pipeline_vs_bare": one["images_per_s"] / bare["images_per_s"],
         "ratio_2_vs_1_actors": two["images_per_s"] / one["images_per_s"],
@@ -163,24 +168,19 @@ def _per_core(run, n: int) -> tuple[float, float]:
     return n / (time.process_time() - cpu), n / (time.perf_counter() - wall)
 
 
-def _render_at(scene, samples: int) -> np.ndarray:
+def face_rmse(scene, reference: int = 128) -> float:
+    """Face-box RMSE (of 255, RGBA) of a render with the scene's settings against a fixed
+    `reference`-sample one, yaw 12, pitch 5."""
     import io
 
     from PIL import Image
 
-    scene.scene.cycles.samples = samples  # persistent data keeps a session's sample count: drop it once
-    scene.scene.render.use_persistent_data = False
-    scene.render()
-    scene.scene.render.use_persistent_data = True
-    return np.asarray(Image.open(io.BytesIO(scene.render())).convert("RGBA")).astype(np.float64)
+    def rgba(png: bytes) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")).astype(np.float64)
 
-
-def face_rmse(scene, samples: int, reference: int = 128) -> float:
-    """Face-box RMSE (of 255, RGBA) of a `samples` render against a `reference`-sample one, yaw 12, pitch 5."""
     scene.pose({}, yaw=12.0, pitch=5.0, style=scene.style)
     x0, y0, x1, y1 = (max(round(v), 0) for v in scene.face_bbox())
-    ref, img = _render_at(scene, reference), _render_at(scene, samples)
-    scene.scene.cycles.samples = samples
+    ref, img = rgba(scene.render_fixed(reference)), rgba(scene.render())
     return float(np.sqrt(np.mean((img[y0:y1, x0:x1] - ref[y0:y1, x0:x1]) ** 2)))
 
 
@@ -213,7 +213,7 @@ def styles_table(settings, images: int) -> dict:
                 bare_cpu, bare_wall = _per_core(lambda i: bpy.ops.render.render(write_still=True), images)
                 rows.append({"model": label, "style": name, "images_per_core_s": pipe_cpu, "images_per_s": pipe_wall,
                              "bare_per_core_s": bare_cpu, "bare_per_s": bare_wall, "ratio": pipe_cpu / bare_cpu,
-                             "face_rmse": face_rmse(scene, settings.samples)})
+                             "face_rmse": face_rmse(scene)})
             scene.close()
     print(f"\n{platform.machine()} {os.cpu_count()} CPUs; {settings.engine} at {settings.samples} samples, "
           f"{settings.resolution}x{settings.resolution}, {images} images a row\n")

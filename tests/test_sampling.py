@@ -143,3 +143,14 @@ def test_split_is_deterministic_and_near_the_paper_ratio():
     assert other != splits
     assert [split_of(i, dataclasses.replace(config, run_seed=9)) for i in ids[:500]] == splits[:500]
     assert {split_of("m", SamplingConfig(test_ratio=r)) for r in (0.0, 1.0)} == {"train", "test"}
+
+
+def test_render_settings_record_the_sampling_they_render_with():
+    from factory.render.jobs import RenderSettings
+
+    assert RenderSettings().metadata() == {"samples": 64, "min_samples": 8, "adaptive_threshold": 0.005}
+    # fixed sampling: a zero threshold, no more samples than the minimum, or an engine without it
+    for fixed in (RenderSettings(adaptive_threshold=0), RenderSettings(samples=8), RenderSettings(engine="workbench")):
+        assert not fixed.adaptive and fixed.metadata() == {"samples": fixed.samples}
+    with pytest.raises(ValueError, match="adaptive_threshold"):
+        RenderSettings(adaptive_threshold=-0.1)

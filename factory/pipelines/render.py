@@ -229,7 +229,13 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images-per-model", type=int, help="override the paper's 100 / 20 images per model")
     parser.add_argument("--render-workers", default="1:2", help="Blender actor pool MIN:MAX")
     parser.add_argument("--engine", default="cycles", choices=["cycles", "eevee", "workbench"])
-    parser.add_argument("--samples", type=int, default=16, help="render samples per pixel (default 16)")
+    parser.add_argument("--samples", type=int, default=RenderSettings.samples,
+                        help=f"render samples per pixel, Cycles' most (default {RenderSettings.samples})")
+    parser.add_argument("--min-samples", type=int, default=RenderSettings.min_samples,
+                        help=f"Cycles: samples every pixel takes (default {RenderSettings.min_samples})")
+    parser.add_argument("--adaptive-threshold", type=float, default=RenderSettings.adaptive_threshold,
+                        help="Cycles: a pixel stops once its noise is under this (default "
+                             f"{RenderSettings.adaptive_threshold}; 0: every pixel takes --samples)")
     parser.add_argument("--gpu", action="store_true", help="render on the GPU (CUDA/OptiX)")
     parser.add_argument("--render-threads", type=int, default=0,
                         help="CPU threads per Blender renderer (default 0: all cores)")
@@ -250,7 +256,8 @@ def run_render_from_args(args: argparse.Namespace) -> int:
     config = RenderRunConfig(
         RendererConfig(
             SamplingConfig(run_seed=args.seed, images_per_model=args.images_per_model, test_ratio=args.test_ratio),
-            RenderSettings(engine=args.engine, samples=args.samples, gpu=args.gpu, threads=args.render_threads),
+            RenderSettings(engine=args.engine, samples=args.samples, min_samples=args.min_samples,
+                           adaptive_threshold=args.adaptive_threshold, gpu=args.gpu, threads=args.render_threads),
             WorkerSettings(recycle_every=args.recycle_every),
         ),
         workers=parse_pool(args.render_workers),

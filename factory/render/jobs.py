@@ -16,10 +16,19 @@ ENGINE_NAMES = ("cycles", "eevee", "workbench")
 
 @dataclass(frozen=True)
 class RenderSettings:
-    """How images are rendered. Defaults: CPU Cycles at 16 samples (emission-only styles), 256x256 RGBA."""
+    """How images are rendered. Defaults: CPU Cycles (emission-only styles), adaptive sampling
+    of 8-64 samples a pixel, 256x256 RGBA."""
 
     engine: str = "cycles"  # cycles | eevee | workbench
-    samples: int = 16
+    # Samples a pixel: Cycles' most (adaptive sampling stops a pixel sooner), EEVEE's TAA
+    # samples, Workbench's anti-aliasing (8 from 8 up).
+    samples: int = 64
+    # Cycles: every pixel takes min_samples, then stops once its noise is under the
+    # threshold. Emission-only shading leaves no noise inside a surface, so flat pixels stop
+    # at 8 and only edges and alpha overlays go on (docs/BENCHMARKS.md). 0: every pixel
+    # takes `samples`.
+    min_samples: int = 8
+    adaptive_threshold: float = 0.005
     gpu: bool = False  # Cycles on CUDA/OptiX, when the machine has one
     resolution: int = 256
     mmd_scale: float = 0.08  # metres per MMD unit
@@ -30,8 +39,21 @@ class RenderSettings:
     def __post_init__(self) -> None:
         if self.engine not in ENGINE_NAMES:
             raise ValueError(f"unknown engine '{self.engine}'; known: {list(ENGINE_NAMES)}")
-        if self.samples < 1 or self.resolution < 8:
-            raise ValueError("samples must be >= 1 and resolution >= 8")
+        if self.samples < 1 or self.min_samples < 1 or self.resolution < 8:
+            raise ValueError("samples and min_samples must be >= 1 and resolution >= 8")
+        if self.adaptive_threshold < 0:
+            raise ValueError("adaptive_threshold must be >= 0 (0: no adaptive sampling)")
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether Cycles samples adaptively (some pixels stop before `samples`)."""
+        return self.engine == "cycles" and self.adaptive_threshold > 0 and self.samples > self.min_samples
+
+    def metadata(self) -> dict:
+        """The sampling fields of a render's json."""
+        if not self.adaptive:
+            return {"samples": self.samples}
+        return {"samples": self.samples, "min_samples": self.min_samples, "adaptive_threshold": self.adaptive_threshold}
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,9 @@ def _cycles(scene, settings: RenderSettings) -> None:
     cycles = scene.cycles
     cycles.samples = settings.samples
     cycles.use_denoising = False
-    cycles.use_adaptive_sampling = False
+    cycles.use_adaptive_sampling = settings.adaptive
+    cycles.adaptive_min_samples = min(settings.min_samples, settings.samples)
+    cycles.adaptive_threshold = settings.adaptive_threshold
     # every style is emission-only (styles.py): no bounce and no light sample is ever needed
     cycles.max_bounces = 0
     cycles.diffuse_bounces = cycles.glossy_bounces = cycles.transmission_bounces = cycles.volume_bounces = 0
@@ -664,6 +666,21 @@ class ModelScene:
         png = Path(self.scene.render.filepath).read_bytes()
         post = get_style(self.style).post
         return png if post is None else _png(post(_rgba(png)))
+
+    def render_fixed(self, samples: int = 128) -> bytes:
+        """`render` with Cycles at a fixed `samples` a pixel (no adaptive stop): at 128, the
+        converged image noise is measured against. The scene's own sampling is restored after."""
+        cycles, render = self.scene.cycles, self.scene.render
+        kept = cycles.samples, cycles.use_adaptive_sampling
+        # A persistent session keeps its sampling: render this one without it, so the
+        # next render starts a fresh session with the scene's own settings again.
+        render.use_persistent_data = False
+        try:
+            cycles.samples, cycles.use_adaptive_sampling = samples, False
+            return self.render()
+        finally:
+            cycles.samples, cycles.use_adaptive_sampling = kept
+            render.use_persistent_data = True
 
     def close(self) -> None:
         """Drop the model's datablocks and the temp folder."""
