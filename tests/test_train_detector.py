@@ -103,7 +103,11 @@ def test_video_frames_pseudo_labelled_by_mediapipe_join_the_train_split(talking_
     renders = str(tmp_path / "renders")
     write_face_dataset(renders, FaceDatasetConfig(characters=6, images_per_character=3, seed=7))
     store = str(tmp_path / "store")
-    alone = ModelStore(store).fetch(train_detector(renders, store, DetectorConfig(epochs=1, imgsz=64, batch=4, threads=1)))
+    from ultralytics.utils import NUM_THREADS
+
+    threads = NUM_THREADS + 1  # ultralytics' trainer resets torch to NUM_THREADS: --threads must win
+    alone = ModelStore(store).fetch(train_detector(renders, store, DetectorConfig(epochs=1, imgsz=64, batch=4, threads=threads)))
+    assert alone.metrics["train_threads"] == threads
     assert "detector epoch 1/1: loss" in capsys.readouterr().out  # one progress line per epoch
     config = DetectorConfig(name="with-video", epochs=1, imgsz=64, batch=4, threads=1, pseudo_labels=frames)
     stored = ModelStore(store).fetch(train_detector(renders, store, config))

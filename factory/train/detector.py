@@ -123,13 +123,23 @@ def _mean_loss(trainer: Any) -> float | None:
     return None if loss is None else float(loss.sum() if hasattr(loss, "sum") else loss)
 
 
-def _train(data_yaml: Path, work: Path, config: DetectorConfig) -> Path:
-    ultralytics = import_ultralytics()
-    if config.threads:
-        import torch
+def _torch_threads(threads: int) -> int:
+    """Set torch's CPU threads when `threads` is given; return the count in force."""
+    import torch
 
-        torch.set_num_threads(config.threads)
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def _train(data_yaml: Path, work: Path, config: DetectorConfig) -> tuple[Path, int]:
+    """Train; return the last weights and the torch CPU threads the last epoch ran with."""
+    ultralytics = import_ultralytics()
     model = ultralytics.YOLO(config.model_yaml)
+    seen = {"threads": 0}
+    # The trainer's select_device resets torch to ultralytics' NUM_THREADS (cores - 1: one thread on
+    # 2 cores), so the setting is applied at each epoch's start, once the trainer exists.
+    model.add_callback("on_train_epoch_start", lambda trainer: seen.update(threads=_torch_threads(config.threads)))
     progress = EpochProgress("detector", config.epochs)  # verbose=False silences ultralytics' own lines
     model.add_callback("on_train_epoch_end", lambda trainer: progress(trainer.epoch, _mean_loss(trainer)))
     model.train(
@@ -150,7 +160,7 @@ def _train(data_yaml: Path, work: Path, config: DetectorConfig) -> Path:
         val=False,  # evaluated once at the end, on the held-out models
         verbose=False,
     )
-    return work / "train" / "weights" / "last.pt"
+    return work / "train" / "weights" / "last.pt", seen["threads"]
 
 
 def evaluate_detector(weights: Path, data_yaml: Path, work: Path, config: DetectorConfig) -> dict[str, float]:
@@ -198,8 +208,9 @@ def train_detector(data_url: str | list[str], store_url: str | None, config: Det
         work = Path(tmp)
         data_yaml = build_yolo_dataset(splits, work / "dataset", config)
         log.info("detector: %d train / %d test images", len(splits["train"]), len(splits["test"]))
-        weights = _train(data_yaml, work / "runs", config)
+        weights, threads = _train(data_yaml, work / "runs", config)
         metrics: dict[str, Any] = evaluate_detector(weights, data_yaml, work / "runs", config)
+        metrics["train_threads"] = threads
         metrics.update(_counts(splits), **pseudo)
         if real_art is not None:
             metrics["real_art"] = real_art_metrics(weights, real_art, config)
