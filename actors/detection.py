@@ -21,6 +21,7 @@ parses ``name`` or ``name:argument`` (``yolo:weights.pt``).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -258,6 +259,37 @@ def parse_detector_spec(spec: str) -> tuple[str, str]:
     if name == "yolo" and not arg:
         raise DetectorError("yolo needs weights: --detector yolo:PATH")
     return name, arg
+
+
+METHOD_A_START_SCORE = 0.8  # method A: a MediaPipe face counts at >= 0.8
+YOLO_START_SCORE = 0.6  # AniVid's YOLO confidence, for weights that record none
+
+
+def _stored_confidence(manifest_dir: Path) -> float | None:
+    """The ``confidence`` a `factory train detector` run recorded in its model.json, if any."""
+    from factory.models import MANIFEST
+
+    manifest = manifest_dir / MANIFEST
+    if not manifest.is_file():
+        return None
+    value = json.loads(manifest.read_text()).get("config", {}).get("confidence")
+    return None if value is None else float(value)
+
+
+def start_score(spec: str) -> float:
+    """The score at which the detector of ``spec`` calls a face a face: where a track may start.
+
+    Scores are not comparable across detectors: method A's 0.8 is MediaPipe's
+    (and stays the default for animeface, which the paper does not cover); a
+    YOLO model trained by the factory records the confidence it was scored at
+    (model.json ``config.confidence``), else AniVid's 0.6.
+    """
+    name, arg = parse_detector_spec(spec)
+    if name != "yolo":
+        return METHOD_A_START_SCORE
+    path, _ = yolo_weights(arg)
+    stored = _stored_confidence(path.parent)
+    return YOLO_START_SCORE if stored is None else stored
 
 
 def make_detector(spec: str, settings: DetectorSettings | None = None) -> Detector:

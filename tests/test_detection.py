@@ -108,3 +108,22 @@ def test_yolo_by_model_store_name(tmp_path, monkeypatch):
     detector = make_detector("yolo:faces")
     assert detector.version.startswith("faces@1/")
     assert len(detector([np.zeros((64, 64, 3), np.uint8)])) == 1
+
+
+def test_a_track_starts_at_the_detectors_own_score(tmp_path):
+    """Method A's 0.8 is MediaPipe's; a factory YOLO model records its confidence in model.json, else AniVid's 0.6."""
+    import json
+    import shutil
+
+    from actors.detection import METHOD_A_START_SCORE, YOLO_START_SCORE, start_score
+    from factory.models import SHIPPED_STORE, ModelStore
+
+    assert start_score("mediapipe") == start_score("animeface") == METHOD_A_START_SCORE == 0.8
+    stored = ModelStore(str(SHIPPED_STORE)).fetch("detector")
+    assert start_score(f"yolo:{stored.file('best.pt')}") == stored.manifest["config"]["confidence"]
+    bare = tmp_path / "bare" / "w.pt"
+    bare.parent.mkdir()
+    shutil.copy(stored.file("best.pt"), bare)
+    assert start_score(f"yolo:{bare}") == YOLO_START_SCORE == 0.6
+    (bare.parent / "model.json").write_text(json.dumps({"config": {"confidence": 0.7}}))
+    assert start_score(f"yolo:{bare}") == 0.7

@@ -158,3 +158,27 @@ def test_labels_come_only_from_a_stored_classifier(talking_3d, tmp_path, monkeyp
         assert labels["gender"] in ("male", "female", "child") and labels["age_group"] in ("0-9", "10-19", "20+")
         assert abs(sum(labels["probs"]["gender"].values()) - 1) < 0.01
     assert all("labels" not in row["json"] for row in _mine(miner, talking_3d.path))  # never invented
+
+
+def test_a_track_no_landmarker_fits_keeps_its_best_faces_upright_around_the_box(miner):
+    """Faces without keypoints that the face mesh and nvxs miss (flat grey here, a YOLO box) are not dropped."""
+    from actors.detection import Detection
+    from factory.pipelines.video import Scan
+    from factory.video.align import BOX_SOURCE, box_landmarks
+    from factory.video.candidates import face_crop
+    from factory.video.tracks import Track
+
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    scan = Scan()
+    for i in range(7):
+        face = Detection(bbox=(100.0 + i, 60.0, 180.0 + i, 140.0), score=0.6 + 0.05 * i)  # no landmarks
+        scan.detections.append([face])
+        scan.picked.append(face)
+        scan.crops.append(face_crop(frame, face, miner.config.frontal.mesh_margin, miner.config.align.crop_margin))
+    track = Track(0, 0, tuple(range(7)), (0,) * 7, tuple(0.5 * i for i in range(7)), 0.0, 3.5)
+    chosen = miner._choose(scan, track, "2d")
+    assert [c.sample for c in chosen] == [6, 5, 4, 3, 2]  # the 5 best detector scores
+    assert all(c.landmarks.source == BOX_SOURCE and c.measure is None for c in chosen)
+    assert chosen[0].landmarks == box_landmarks(scan.picked[6].bbox)
+    eyes = chosen[0].landmarks.eyes
+    assert eyes[0][1] == eyes[1][1] and eyes[0][0] < eyes[1][0]  # level: an unrotated crop

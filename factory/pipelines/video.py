@@ -46,7 +46,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from actors.detection import Detection, DetectorSettings, make_detector, parse_detector_spec
+from actors.detection import Detection, DetectorSettings, make_detector, parse_detector_spec, start_score
 from actors.frontalization import Frontalizer, FrontalizerSettings
 from actors.classification import load_stored_classifier, track_labels
 from factory.pipelines.runner import RunResult, actor_pool_stage, run
@@ -56,7 +56,7 @@ from factory.members import FACES, VOICE, pack_faces
 from factory.shards import ShardLimits, make_key
 from factory.pipelines.inputs import video_items
 from factory.sources.youtube import DownloadSettings, SourceEntry, fetched
-from factory.video.align import AlignSettings, FaceLandmarks, FaceMeasure, align_face, choose_faces, measure
+from factory.video.align import AlignSettings, FaceLandmarks, FaceMeasure, align_face, box_landmarks, choose_faces, measure
 from factory.video.candidates import FaceCrop, face_crop, ranked
 from factory.video.audio import VoiceExtractor, VoiceSettings, wav_bytes
 from factory.video.clip import encode_clip, square_box
@@ -167,7 +167,7 @@ class _Chosen:
     sample: int  # position in the scan
     detection: Detection
     landmarks: FaceLandmarks
-    measure: FaceMeasure
+    measure: FaceMeasure | None  # None for box landmarks
     jpeg: bytes  # the face aligned
 
 
@@ -243,6 +243,13 @@ class VideoMiner:
             picked = choose_faces(measures, cfg.align)
             if picked:
                 break
+        if all(m is None for m in marks):
+            # No landmarker fits any face of the track (measured ones that fail the frontal rules
+            # still drop it): keep its best faces by detector score, cropped upright around the box.
+            picked = [i for i in order if scan.crops[samples[i]] is not None][: cfg.align.faces_per_track]
+            for i in picked:
+                marks[i] = box_landmarks(scan.picked[samples[i]].bbox)
+            measures = [None] * len(samples)
         chosen = []
         for i in picked:
             s = samples[i]
@@ -343,7 +350,8 @@ class VideoMiner:
         jpegs = [c.jpeg for c in chosen]
         audio_meta, wav, span = self._audio(span, track)
         best = chosen[0]
-        yaw, pitch = best.measure.yaw_deg, best.measure.pitch_deg
+        posed = best.measure is not None  # None: box landmarks, nothing measured
+        yaw, pitch = (best.measure.yaw_deg, best.measure.pitch_deg) if posed else (None, None)
         info = {
             "kind": "video_face",
             "video_id": item["input_id"],
@@ -365,9 +373,9 @@ class VideoMiner:
             "landmarks_source": best.landmarks.source,
             "yaw": _r(yaw, 2),
             "pitch": _r(pitch, 2),
-            "eye_openness": _r(best.measure.eye_openness),
-            "mouth_openness": _r(best.measure.mouth_openness),
-            "frontal_score": _r(best.measure.frontal_score),
+            "eye_openness": _r(best.measure.eye_openness) if posed else None,
+            "mouth_openness": _r(best.measure.mouth_openness) if posed else None,
+            "frontal_score": _r(best.measure.frontal_score) if posed else None,
             "face_time_s": round(scan.times[best.sample], 3),
             "face_times": [round(scan.times[c.sample], 3) for c in chosen],
             "face_frames": [int(scan.frame_indices[c.sample]) for c in chosen],  # source frame index per face
@@ -427,7 +435,10 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--anivid", action="store_true", help="method C: single faces, motion >= 0.35, mp4 clips")
     parser.add_argument("--sampling", default="every", choices=["every", "keyframes"], help="A: every 0.5 s; D: keyframes")
-    parser.add_argument("--start-score", type=float, default=t.start_score, help="score that starts a track")
+    parser.add_argument(
+        "--start-score", type=float,
+        help="score that starts a track (default: the detector's own: MediaPipe 0.8, method A; a factory YOLO model its stored confidence)",
+    )
     parser.add_argument("--keep-score", type=float, default=t.keep_score, help="score that keeps a track alive")
     parser.add_argument("--min-track-s", type=float, default=t.min_duration_s, help="shortest track kept, seconds")
     parser.add_argument("--crop-size", type=int, default=AlignSettings.crop_size, help="aligned face side, pixels")
@@ -436,7 +447,9 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> VideoConfig:
     """A VideoConfig from parsed `factory video` flags."""
-    tracks = TrackSettings(start_score=args.start_score, keep_score=args.keep_score, min_duration_s=args.min_track_s)
+    # The detector's own start score, never under the keep score (a model may record a low confidence).
+    start = args.start_score if args.start_score is not None else max(start_score(args.detector), args.keep_score)
+    tracks = TrackSettings(start_score=start, keep_score=args.keep_score, min_duration_s=args.min_track_s)
     config = VideoConfig(
         detector=args.detector,
         classifier=args.classifier,

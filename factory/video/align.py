@@ -167,6 +167,22 @@ class FaceMeasure:
         return frontal_score(self.yaw_deg, self.pitch_deg)
 
 
+BOX_SOURCE = "box"  # landmarks placed from the detector's box alone: no roll, no pose, no openness
+_BOX_EYE_HEIGHT, _BOX_EYE_SPREAD = 0.4, 0.2  # eye line at 0.4 of the box height, eyes 0.2 of its width off centre
+
+
+def box_landmarks(bbox: Box) -> FaceLandmarks:
+    """Level eyes placed in the box: an upright, unrotated crop (AniVid aligns by the box alone).
+
+    For faces no landmarker fits (a YOLO detector has no keypoints; the face
+    mesh and nvxs miss some drawn faces). Only the eye line's level matters
+    to `alignment_matrix`, which centres the crop on the box.
+    """
+    cx, width = (bbox[0] + bbox[2]) / 2, bbox[2] - bbox[0]
+    y = bbox[1] + _BOX_EYE_HEIGHT * (bbox[3] - bbox[1])
+    return FaceLandmarks(source=BOX_SOURCE, eyes=((cx - _BOX_EYE_SPREAD * width, y), (cx + _BOX_EYE_SPREAD * width, y)))
+
+
 def measure(marks: FaceLandmarks) -> FaceMeasure:
     """Pose and expression of one face from its landmarks."""
     yaw, pitch = yaw_pitch(marks)
