@@ -10,6 +10,8 @@ All figures come from one run on the same synthetic inputs (factory/synthetic/vi
 - end-to-end: `VideoMiner` (decode, style, shots, MediaPipe, face mesh,
   alignment, tracks, audio) on the same videos in this process, per stage,
   with and without the decode thread;
+- pass 1's pieces alone, per sampled 360p frame, and the bound they put on
+  the ratio (`pass1_costs_ms`);
 - Ray: `run_video` over the short videos with 1 and with 2 actors;
 - peak RSS of a fresh process mining a 1-minute 720p video and the same
   looped to 3 and 10 minutes (flat in length?).
@@ -96,6 +98,46 @@ def end_to_end(paths: list[Path], prefetch: int) -> tuple[float, dict[str, float
     return total, stages
 
 
+def pass1_costs_ms(paths: list[Path]) -> dict[str, float]:
+    """Milliseconds per sampled frame of decode and of each piece of pass 1's main-thread work, alone.
+
+    With the decode thread, pass 1 can go no faster than the slower of the two
+    sides, so ``decode / max(decode, main-thread sum)`` bounds its ratio even
+    before the face mesh, the audio and the rest of a video's work.
+    """
+    from actors.detection import make_detector
+    from factory.pipelines.video import VideoConfig, _thumb
+    from factory.video.candidates import face_crop
+    from factory.video.decode import SamplingSettings, Video
+    from factory.video.shots import colour_histogram
+    from factory.video.style import frame_style_score
+
+    cfg = VideoConfig()
+    start = time.perf_counter()
+    frames = []
+    for path in paths:
+        with Video(path) as video:
+            frames += [f for batch in video.frame_batches(SamplingSettings()) for f in batch.frames]
+    costs = {"decode (alone)": time.perf_counter() - start}
+    detector = make_detector(cfg.detector, cfg.detection)
+    detector(frames[:1])  # model load
+    start = time.perf_counter()
+    faces = [found[0] if found else None for found in detector(frames)]
+    costs["detection (MediaPipe)"] = time.perf_counter() - start
+    work = {
+        "style score": lambda f, d: frame_style_score(f, cfg.style),
+        "shot histogram": lambda f, d: colour_histogram(f, cfg.shots),
+        "face crop JPEG + thumbnail": lambda f, d: d is not None and (
+            face_crop(f, d, cfg.frontal.mesh_margin, cfg.align.crop_margin, cfg.jpeg_quality), _thumb(f, d.bbox, cfg.thumb_size)),
+    }
+    for name, fn in work.items():
+        start = time.perf_counter()
+        for frame, face in zip(frames, faces):
+            fn(frame, face)
+        costs[name] = time.perf_counter() - start
+    return {k: 1000 * v / len(frames) for k, v in costs.items()}
+
+
 def ray_runs(paths: list[Path], folder: Path) -> dict[int, float]:
     """Wall seconds of run_video with 1 and 2 actors (Ray started once, 2 CPUs)."""
     import ray
@@ -161,6 +203,8 @@ def main() -> int:
         total_s = statistics.median(r[1][0] for r in runs)
         serial_s = statistics.median(r[2][0] for r in runs)
         stages = {k: statistics.median(r[1][1][k] for r in runs) for k in runs[0][1][1]}
+        costs = [pass1_costs_ms(shorts) for _ in range(args.repeats)]
+        pass1_ms = {k: statistics.median(c[k] for c in costs) for k in costs[0]}
         minute_decode = statistics.median(decode_only([longs[1]])[1] for _ in range(args.repeats))
         minute_total = statistics.median(end_to_end([longs[1]], prefetch=1)[0] for _ in range(args.repeats))
         ray_s = {} if args.quick else ray_runs(shorts, folder)
@@ -173,6 +217,8 @@ def main() -> int:
         "ratio_end_to_end_vs_decode": decode_s / total_s,
         "ratio_without_prefetch": decode_s / serial_s,
         "ratio_1_min_720p": minute_decode / minute_total,
+        "pass1_ms_per_frame": pass1_ms,
+        "pass1_ratio_bound": pass1_ms["decode (alone)"] / max(sum(pass1_ms.values()) - pass1_ms["decode (alone)"], pass1_ms["decode (alone)"]),
         "stage_share": {k: v / total_s for k, v in sorted(stages.items(), key=lambda kv: -kv[1])},
         "ray_wall_s": {f"{k} actor(s)": v for k, v in ray_s.items()},
         "ray_speedup_2_vs_1": ray_s[1] / ray_s[2] if ray_s else None,
@@ -188,6 +234,9 @@ def main() -> int:
     print(f"| end-to-end / decode-only, the 1-minute 720p video | {figures['ratio_1_min_720p']:.2f} |")
     for name, share in figures["stage_share"].items():
         print(f"| share: {name} | {share:.1%} |")
+    for name, ms in pass1_ms.items():
+        print(f"| 360p ms per sampled frame: {name} | {ms:.2f} |")
+    print(f"| bound on the 360p ratio from pass 1 alone: decode / max(decode, main-thread work) | {figures['pass1_ratio_bound']:.2f} |")
     for name, secs in figures["ray_wall_s"].items():
         print(f"| Ray run_video wall, {name} | {secs:.1f} s |")
     if ray_s:
