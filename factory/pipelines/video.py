@@ -230,7 +230,10 @@ class VideoMiner:
         return scan
 
     def _choose(self, scan: Scan, track: Track, style: str) -> list[_Chosen]:
-        """The track's best 1-5 faces; landmarks only for its best candidates, in rounds of `landmark_candidates`."""
+        """The track's best 1-5 faces; landmarks only for its best candidates, in rounds of `landmark_candidates`.
+
+        When no landmarker fits any of its faces, its best by detector score with box landmarks.
+        """
         cfg, samples = self.config, track.samples
         marks: list[FaceLandmarks | None] = [None] * len(samples)
         order, picked = ranked(samples, scan.picked), []
