@@ -30,6 +30,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from factory.video.tracks import TrackSettings
+
 Point = tuple[float, float]
 
 
@@ -261,7 +263,7 @@ def parse_detector_spec(spec: str) -> tuple[str, str]:
     return name, arg
 
 
-METHOD_A_START_SCORE = 0.8  # method A: a MediaPipe face counts at >= 0.8
+METHOD_A_START_SCORE = TrackSettings.start_score  # method A: a MediaPipe face counts at >= 0.8
 YOLO_START_SCORE = 0.6  # AniVid's YOLO confidence, for weights that record none
 
 
