@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from factory.video.tracks import TrackSettings
+from factory.video.tracks import TrackSettings, iou
 
 Point = tuple[float, float]
 
@@ -77,6 +77,7 @@ class DetectorSettings:
     model_selection: int = 0  # MediaPipe: 0 short range (method A), 1 full range
     device: str | None = None  # YOLO: None picks cuda:0 when visible, else cpu
     batch_size: int = 16  # YOLO frames per forward pass
+    flip_vote: bool = False  # YOLO: score each frame and its mirror image, keep faces both see (flip_vote_merge)
 
 
 def _clip_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> tuple[float, ...]:
@@ -213,6 +214,45 @@ def yolo_weights(spec: str) -> tuple[Path, str]:
     return stored.file(stored.manifest.get("weights", "best.pt")), str(stored.ref)
 
 
+def mirror_box(box: tuple[float, ...], width: int) -> tuple[float, ...]:
+    """The box of a horizontally mirrored image of ``width`` pixels, in the original's frame."""
+    x0, y0, x1, y1 = box
+    return (width - x1, y0, width - x0, y1)
+
+
+def flip_vote_merge(
+    plain: Sequence[Detection], mirrored: Sequence[Detection], width: int, min_score: float, pair_iou: float = 0.5
+) -> list[Detection]:
+    """Fuse the detections of a frame and of its mirror image (boxes still in the mirror's frame).
+
+    Boxes pair one to one, best IoU first, at ``pair_iou`` or more; a pair's
+    box is the mean of the two and its score their mean score; a box with no
+    partner scores half its own (its partner's score is taken as 0). Kept
+    when the fused score reaches ``min_score``: with min_score >= 0.5 only a
+    face both views see can pass.
+    """
+    back = [mirror_box(d.bbox, width) for d in mirrored]
+    pairs = sorted(((iou(a.bbox, b), i, j) for i, a in enumerate(plain) for j, b in enumerate(back)), reverse=True)
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    out = []
+    for value, i, j in pairs:
+        if value < pair_iou:
+            break
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(i)
+        used_b.add(j)
+        score = (plain[i].score + mirrored[j].score) / 2
+        if score >= min_score:
+            box = tuple((u + v) / 2 for u, v in zip(plain[i].bbox, back[j]))
+            out.append(Detection(bbox=box, score=score))
+    singles = [(d.bbox, d.score) for i, d in enumerate(plain) if i not in used_a]
+    singles += [(back[j], d.score) for j, d in enumerate(mirrored) if j not in used_b]
+    out += [Detection(bbox=tuple(box), score=s / 2) for box, s in singles if s / 2 >= min_score]
+    return sorted(out, key=lambda d: -d.score)
+
+
 class YoloDetector:
     """ultralytics YOLO face detector from a weights file or the model store."""
 
@@ -230,18 +270,32 @@ class YoloDetector:
         self.version = f"{label}/ultralytics-{metadata.version('ultralytics')}"
         self._model = YOLO(str(path))
 
+    def _predict(self, bgr: list[np.ndarray], conf: float) -> list[list[Detection]]:
+        results = self._model.predict(bgr, conf=conf, device=self.device, verbose=False)
+        out = []
+        for result in results:
+            boxes = result.boxes
+            xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
+            scores = boxes.conf.cpu().numpy() if len(boxes) else np.zeros(0)
+            out.append([Detection(bbox=tuple(float(v) for v in b), score=float(s)) for b, s in zip(xyxy, scores)])
+        return out
+
     def __call__(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
         out: list[list[Detection]] = []
+        min_score = self.settings.min_score
+        vote = self.settings.flip_vote
+        # With the vote, a fused score >= min_score needs each view >= 2 * min_score - 1.
+        conf = max(0.01, 2 * min_score - 1) if vote else min_score
         step = self.settings.batch_size
         for start in range(0, len(frames), step):
             # ultralytics reads numpy images as BGR.
             chunk = [np.ascontiguousarray(f[..., ::-1]) for f in frames[start : start + step]]
-            results = self._model.predict(chunk, conf=self.settings.min_score, device=self.device, verbose=False)
-            for result in results:
-                boxes = result.boxes
-                xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
-                conf = boxes.conf.cpu().numpy() if len(boxes) else np.zeros(0)
-                out.append([Detection(bbox=tuple(float(v) for v in b), score=float(s)) for b, s in zip(xyxy, conf)])
+            if not vote:
+                out += self._predict(chunk, conf)
+                continue
+            found = self._predict(chunk + [np.ascontiguousarray(f[:, ::-1]) for f in chunk], conf)
+            n = len(chunk)
+            out += [flip_vote_merge(found[i], found[n + i], chunk[i].shape[1], min_score) for i in range(n)]
         return out
 
 
