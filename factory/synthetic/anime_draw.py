@@ -63,6 +63,10 @@ class Look:
     ears: str  # "human", "animal", "hidden"
     shade: bool  # cel shadow under the fringe and on the neck
     back_view: bool
+    # Things real illustrations show near faces that are not faces: skin-coloured
+    # hands (beside the cheek, under the chin, raised, on the chest) and hair bows.
+    hands: int = 0
+    bow: RGB | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ def random_look(rng: np.random.Generator, back_view: bool = False) -> Look:
         ears=str(rng.choice(["human", "animal", "hidden"], p=[0.3, 0.15, 0.55])),
         shade=bool(rng.random() < 0.6),
         back_view=back_view,
+        hands=int(rng.choice(3, p=[0.45, 0.35, 0.2])),
+        bow=_hsv(rng, (0.4, 1.0), (0.5, 1.0)) if rng.random() < 0.35 else None,
     )
 
 
@@ -397,6 +403,52 @@ def _draw_hair(cv: _Canvas, f: _Frame, look: Look, lw: float, rng: np.random.Gen
     cv.tint(f(_ellipse_pts(0, -1.35, 0.8 * v, 0.12, 180, 360)), _mix(look.hair, (255, 255, 255), 0.5), 0.5)
 
 
+# Where a hand may be, in face units (x range, y range): beside a cheek, under the
+# chin, raised beside the head, on the chest.
+_HAND_SPOTS = (((1.2, 1.9), (-0.2, 1.0)), ((-0.8, 0.8), (1.2, 2.0)), ((1.5, 2.3), (-1.4, -0.2)), ((-1.5, 1.5), (2.0, 3.6)))
+
+
+def _draw_hand(cv: _Canvas, f: _Frame, look: Look, lw: float, rng: np.random.Generator) -> None:
+    """One hand, open, making a V or a fist, at a random spot and angle (face units)."""
+    (x0, x1), (y0, y1) = _HAND_SPOTS[int(rng.integers(len(_HAND_SPOTS)))]
+    side = 1 if rng.random() < 0.5 else -1
+    centre = np.array([side * rng.uniform(x0, x1) if x0 > 0 else rng.uniform(x0, x1), rng.uniform(y0, y1)])
+    size = float(rng.uniform(0.9, 1.5))  # a hand is about as long as the face is high
+    angle = float(rng.uniform(-np.pi, np.pi))
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    extended = {"open": (0, 1, 2, 3), "v": (1, 2), "fist": ()}[str(rng.choice(["open", "v", "fist"]))]
+
+    def place(pts: np.ndarray) -> np.ndarray:
+        return f(centre + (np.asarray(pts) * size) @ rot.T, 0.0)
+
+    for k in range(4):
+        x = -0.36 + 0.24 * k
+        length = (0.6 if k in (1, 2) else 0.48) if k in extended else 0.16
+        curve = _bezier((x, -0.35), (x * 1.1, -0.35 - length / 2), (x * 1.2, -0.35 - length), n=8)
+        cv.outlined(place(_taper(curve, 0.22, 0.16)), look.skin, look.line, lw)
+    thumb = _bezier((0.35, 0.1), (0.6, -0.05), (0.75, -0.35), n=8)
+    cv.outlined(place(_taper(thumb, 0.24, 0.16)), look.skin, look.line, lw)
+    cv.outlined(place(_ellipse_pts(0, 0, 0.48, 0.5, n=24)), look.skin, look.line, lw)
+    if not extended:  # a fist: the knuckle line
+        cv.line(place(_bezier((-0.4, -0.3), (0, -0.42), (0.4, -0.3))), look.line, lw * 0.8)
+
+
+def _draw_bow(cv: _Canvas, f: _Frame, look: Look, lw: float, rng: np.random.Generator) -> None:
+    """A hair bow (two loops, a knot, sometimes tails) on one side of the head."""
+    side = 1 if rng.random() < 0.5 else -1
+    cx, cy = side * rng.uniform(0.6, 1.1) * look.hair_volume, float(rng.uniform(-1.7, -1.0))
+    w = float(rng.uniform(0.35, 0.7))
+    colour = look.bow or look.clothes
+    for d in (-1, 1):
+        loop = np.array([(cx, cy), (cx + d * w, cy - 0.6 * w), (cx + d * 1.1 * w, cy + 0.5 * w)])
+        cv.outlined(f(loop, 0.3), colour, look.line, lw)
+    if rng.random() < 0.5:
+        for d in (-1, 1):
+            tail = _bezier((cx, cy), (cx + d * 0.3 * w, cy + w), (cx + d * 0.5 * w, cy + 1.8 * w), n=8)
+            cv.outlined(f(_taper(tail, 0.25 * w, 0.35 * w), 0.3), _darker(colour, 0.85), look.line, lw)
+    cv.outlined(f(_ellipse_pts(cx, cy, 0.18 * w, 0.22 * w, n=16), 0.3), _darker(colour, 0.9), look.line, lw)
+
+
 def _draw_back_of_head(cv: _Canvas, f: _Frame, look: Look, lw: float) -> None:
     head = _ellipse_pts(0, -0.5, 1.15 * look.hair_volume, 1.5, 0, 360)
     cv.outlined(f(head), look.hair, look.line, lw)
@@ -422,6 +474,8 @@ def draw_character(
     lw = max(1.0, f.px(look.line_w))
     _draw_back_hair(cv, f, look, lw)
     _draw_body(cv, f, look, lw)
+    for _ in range(look.hands):  # under the face and hair: a hand never hides the face it belongs to
+        _draw_hand(cv, f, look, lw, rng)
     if look.back_view:
         _draw_back_of_head(cv, f, look, lw)
         return cv.rgb, cv.alpha, None
@@ -433,6 +487,8 @@ def draw_character(
         cv.tint(f(np.array([(-1.0, -1.0), (1.0, -1.0), (1.0, look.fringe_len + 0.2), (-1.0, look.fringe_len + 0.12)]), 0.6), _darker(look.skin, 0.82), 0.8)
     _draw_face_features(cv, f, look, lw, rng)
     _draw_hair(cv, f, look, lw, rng)
+    if look.bow is not None:
+        _draw_bow(cv, f, look, lw, rng)
     face = np.zeros((height, width), np.uint8)
     cv2.fillPoly(face, _Canvas._fixed(outline), 255, cv2.LINE_8, _SHIFT)
     return cv.rgb, cv.alpha, face
