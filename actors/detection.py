@@ -30,7 +30,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from factory.video.tracks import TrackSettings, iou
+from factory.boxes import greedy_pairs
+from factory.video.tracks import TrackSettings
 
 Point = tuple[float, float]
 
@@ -232,21 +233,14 @@ def flip_vote_merge(
     face both views see can pass.
     """
     back = [mirror_box(d.bbox, width) for d in mirrored]
-    pairs = sorted(((iou(a.bbox, b), i, j) for i, a in enumerate(plain) for j, b in enumerate(back)), reverse=True)
-    used_a: set[int] = set()
-    used_b: set[int] = set()
+    pairs = greedy_pairs([d.bbox for d in plain], back, pair_iou)
     out = []
-    for value, i, j in pairs:
-        if value < pair_iou:
-            break
-        if i in used_a or j in used_b:
-            continue
-        used_a.add(i)
-        used_b.add(j)
+    for i, j in pairs:
         score = (plain[i].score + mirrored[j].score) / 2
         if score >= min_score:
             box = tuple((u + v) / 2 for u, v in zip(plain[i].bbox, back[j]))
             out.append(Detection(bbox=box, score=score))
+    used_a, used_b = {i for i, _ in pairs}, {j for _, j in pairs}
     singles = [(d.bbox, d.score) for i, d in enumerate(plain) if i not in used_a]
     singles += [(back[j], d.score) for j, d in enumerate(mirrored) if j not in used_b]
     out += [Detection(bbox=tuple(box), score=s / 2) for box, s in singles if s / 2 >= min_score]

@@ -26,7 +26,8 @@ from actors.detection import start_score
 from factory.models import SHIPPED_STORE, ModelStore
 from factory.pipelines.inputs import video_items
 from factory.pipelines.video import VideoConfig, VideoMiner
-from factory.train.real_art import iou, load_real_art
+from factory.boxes import iou
+from factory.train.real_art import load_real_art
 from factory.video.align import BOX_SOURCE
 from factory.video.tracks import TrackSettings
 

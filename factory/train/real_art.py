@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from factory.boxes import greedy_pairs
+
 Box = Sequence[float]
 BOXES_FILE = "boxes.json"
 
@@ -72,27 +74,10 @@ def load_real_art(folder: str | Path) -> list[RealArtImage]:
     return images
 
 
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two [x0, y0, x1, y1] boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match(truth: Sequence[Box], found: Sequence[Box], threshold: float) -> tuple[int, int]:
     """(true faces found, detections matching no face): greedy one-to-one matching, best IoU first."""
-    pairs = sorted(((iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)), reverse=True)
-    used_t: set[int] = set()
-    used_f: set[int] = set()
-    for value, i, j in pairs:
-        if value < threshold:
-            break
-        if i not in used_t and j not in used_f:
-            used_t.add(i)
-            used_f.add(j)
-    return len(used_t), len(found) - len(used_f)
+    hits = len(greedy_pairs(truth, found, threshold))
+    return hits, len(found) - hits
 
 
 def score(truth: Sequence[Sequence[Box]], found: Sequence[Sequence[Box]], threshold: float = 0.5) -> RealArtScore:

@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from factory.boxes import iou
 from factory.video.shots import split_shots
 
 Box = tuple[float, float, float, float]
@@ -71,17 +72,6 @@ class Track:
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _area(box: Box) -> float:
