@@ -76,3 +76,22 @@ def test_background_images_show_no_face_and_train_the_detector_with_an_empty_lab
     labels = tmp_path / "yolo" / "labels" / "train"
     assert all((labels / f"{s.key}_0.txt").read_text() == "" for s in backgrounds)
     assert all((labels / f"{s.key}_0.txt").read_text().count("\n") == len(s.face_boxes) for s in everything)
+
+
+def test_hands_and_bows_draw_beside_the_face_never_over_it():
+    """Hands and hair bows (non-faces that real art shows next to faces) add skin-coloured pixels
+    outside the face; the face's own mask and its inside are left as they were."""
+    from dataclasses import replace
+
+    from factory.synthetic.anime_draw import Placement, draw_character, random_look
+
+    place = Placement(cx=160, cy=120, scale=40, roll_deg=0, turn=0, mirror=False)
+    look = replace(random_look(np.random.default_rng(3)), hands=0, bow=None)
+    bare_rgb, bare_alpha, bare_face = draw_character(look, place, 320, 320, np.random.default_rng(1))
+    hands = replace(look, hands=2, bow=(230, 40, 90))
+    rgb, alpha, face = draw_character(hands, place, 320, 320, np.random.default_rng(1))
+    assert (face == bare_face).all()
+    inside = face > 0
+    inside[: int(place.cy - 0.3 * place.scale)] = False  # the bow sits on the hair above the brows
+    assert (rgb[inside] == bare_rgb[inside]).all()
+    assert (alpha > 0).sum() > (bare_alpha > 0).sum() + 500  # the hands and bow cover new ground

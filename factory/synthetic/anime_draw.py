@@ -474,8 +474,10 @@ def draw_character(
     lw = max(1.0, f.px(look.line_w))
     _draw_back_hair(cv, f, look, lw)
     _draw_body(cv, f, look, lw)
+    # Hands and bow draw from their own stream, so adding them leaves the face's features as they were.
+    extras = np.random.default_rng(int(rng.integers(1 << 62)))
     for _ in range(look.hands):  # under the face and hair: a hand never hides the face it belongs to
-        _draw_hand(cv, f, look, lw, rng)
+        _draw_hand(cv, f, look, lw, extras)
     if look.back_view:
         _draw_back_of_head(cv, f, look, lw)
         return cv.rgb, cv.alpha, None
@@ -488,7 +490,7 @@ def draw_character(
     _draw_face_features(cv, f, look, lw, rng)
     _draw_hair(cv, f, look, lw, rng)
     if look.bow is not None:
-        _draw_bow(cv, f, look, lw, rng)
+        _draw_bow(cv, f, look, lw, extras)
     face = np.zeros((height, width), np.uint8)
     cv2.fillPoly(face, _Canvas._fixed(outline), 255, cv2.LINE_8, _SHIFT)
     return cv.rgb, cv.alpha, face
