@@ -404,7 +404,8 @@ def _draw_hair(cv: _Canvas, f: _Frame, look: Look, lw: float, rng: np.random.Gen
 
 
 # Where a hand may be, in face units (x range, y range): beside a cheek, under the
-# chin, raised beside the head, on the chest.
+# chin, raised beside the head, on the chest. An x range that starts above 0 is one
+# side's; the hand goes to either side.
 _HAND_SPOTS = (((1.2, 1.9), (-0.2, 1.0)), ((-0.8, 0.8), (1.2, 2.0)), ((1.5, 2.3), (-1.4, -0.2)), ((-1.5, 1.5), (2.0, 3.6)))
 
 
