@@ -50,13 +50,14 @@ def score_all(images: list[RealArtImage], yolos: list[str], confidences: list[fl
         rows.append({"detector": spec, "confidence": "default", "flip_vote": False,
                      **score_detector(make_detector(spec), images).to_json()})
     for name in yolos:
+        try:
+            make_detector(f"yolo:{name}")
+        except DetectorError as exc:  # skip this one, score the others
+            print(f"skipped yolo:{name}: {exc}", file=sys.stderr)
+            continue
         for vote in votes:
             for conf in confidences:
-                try:
-                    detector = make_detector(f"yolo:{name}", DetectorSettings(min_score=conf, flip_vote=vote))
-                except DetectorError as exc:
-                    print(f"skipped yolo:{name}: {exc}", file=sys.stderr)
-                    return rows
+                detector = make_detector(f"yolo:{name}", DetectorSettings(min_score=conf, flip_vote=vote))
                 rows.append({"detector": f"yolo:{name} ({detector.version})", "confidence": conf, "flip_vote": vote,
                              **score_detector(detector, images).to_json()})
     return rows

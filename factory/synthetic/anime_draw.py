@@ -439,7 +439,7 @@ def _draw_bow(cv: _Canvas, f: _Frame, look: Look, lw: float, rng: np.random.Gene
     side = 1 if rng.random() < 0.5 else -1
     cx, cy = side * rng.uniform(0.6, 1.1) * look.hair_volume, float(rng.uniform(-1.7, -1.0))
     w = float(rng.uniform(0.35, 0.7))
-    colour = look.bow or look.clothes
+    colour = look.bow
     for d in (-1, 1):
         loop = np.array([(cx, cy), (cx + d * w, cy - 0.6 * w), (cx + d * 1.1 * w, cy + 0.5 * w)])
         cv.outlined(f(loop, 0.3), colour, look.line, lw)
