@@ -15,7 +15,8 @@ parses ``name`` or ``name:argument`` (``yolo:weights.pt``).
   Gives both eyes and the mouth.
 - ``yolo:PATH`` or ``yolo:NAME[@VERSION]``: ultralytics YOLO from a local
   weights file or from the model store (FACTORY_MODEL_STORE), on the GPU when
-  one is visible.
+  one is visible; ``yolo:A+B`` (or a stored model listing several weights)
+  is an ensemble whose members vote on each box (:func:`vote_merge`).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class DetectorSettings:
     model_selection: int = 0  # MediaPipe: 0 short range (method A), 1 full range
     device: str | None = None  # YOLO: None picks cuda:0 when visible, else cpu
     batch_size: int = 16  # YOLO frames per forward pass
-    flip_vote: bool = False  # YOLO: score each frame and its mirror image, keep faces both see (flip_vote_merge)
+    flip_vote: bool = False  # YOLO: score each frame and its mirror image, keep faces both see (vote_merge)
 
 
 def _clip_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> tuple[float, ...]:
@@ -198,21 +199,35 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def yolo_weights(spec: str) -> tuple[Path, str]:
-    """A local weights file, or the weights of model-store model ``NAME[@VERSION]``.
+def stored_weights(stored: Any) -> list[Path]:
+    """The weights files of a stored detector: its manifest's ``weights``, one name or a list (an ensemble)."""
+    names = stored.manifest.get("weights", "best.pt")
+    return [stored.file(name) for name in ([names] if isinstance(names, str) else names)]
 
-    Returns the path and a version label for the sample metadata.
-    """
+
+def _one_weights(spec: str) -> tuple[list[Path], str]:
     path = Path(spec).expanduser()
     if path.is_file():
-        return path, f"{path.stem}-{_file_digest(path)}"
+        return [path], f"{path.stem}-{_file_digest(path)}"
     from factory.models import ModelStore, ModelStoreError
 
     try:
         stored = ModelStore().fetch(spec)
     except ModelStoreError as exc:
         raise DetectorError(f"yolo:{spec}: not a weights file, and {exc}") from None
-    return stored.file(stored.manifest.get("weights", "best.pt")), str(stored.ref)
+    return stored_weights(stored), str(stored.ref)
+
+
+def yolo_weights(spec: str) -> tuple[list[Path], str]:
+    """The weights files of ``spec`` and a version label for the sample metadata.
+
+    ``spec`` is a local weights file or model-store ``NAME[@VERSION]``; several
+    joined by ``+`` (``a.pt+b.pt``) make an ensemble, as does a stored model
+    whose manifest lists several weights.
+    """
+    parts = [spec] if Path(spec).expanduser().is_file() else spec.split("+")
+    found = [_one_weights(part) for part in parts]
+    return [path for paths, _ in found for path in paths], "+".join(label for _, label in found)
 
 
 def mirror_box(box: tuple[float, ...], width: int) -> tuple[float, ...]:
@@ -221,39 +236,38 @@ def mirror_box(box: tuple[float, ...], width: int) -> tuple[float, ...]:
     return (width - x1, y0, width - x0, y1)
 
 
-def flip_vote_merge(
-    plain: Sequence[Detection], mirrored: Sequence[Detection], width: int, min_score: float, pair_iou: float = 0.5
-) -> list[Detection]:
-    """Fuse the detections of a frame and of its mirror image (boxes still in the mirror's frame).
+def _mean_box(group: Sequence[Detection]) -> tuple[float, ...]:
+    return tuple(sum(d.bbox[k] for d in group) / len(group) for k in range(4))
 
-    Boxes pair one to one, best IoU first, at ``pair_iou`` or more; a pair's
-    box is the mean of the two and its score their mean score; a box with no
-    partner scores half its own (its partner's score is taken as 0). Kept
-    when the fused score reaches ``min_score``: with min_score >= 0.5 only a
-    face both views see can pass.
+
+def vote_merge(views: Sequence[Sequence[Detection]], min_score: float, pair_iou: float = 0.5) -> list[Detection]:
+    """Fuse the detections that N views of one frame made (all boxes in the frame's coordinates).
+
+    Views are a frame and its mirror image, several models, or both. Each
+    view's boxes join the groups so far one to one, best IoU first, at
+    ``pair_iou`` or more against a group's mean box; the rest start groups.
+    A group scores the sum of its members' scores over N (a view that saw
+    nothing there adds 0) and keeps their mean box; kept at ``min_score``.
+    So with two views and min_score >= 0.5 only a face both see can pass.
     """
-    back = [mirror_box(d.bbox, width) for d in mirrored]
-    pairs = greedy_pairs([d.bbox for d in plain], back, pair_iou)
-    out = []
-    for i, j in pairs:
-        score = (plain[i].score + mirrored[j].score) / 2
-        if score >= min_score:
-            box = tuple((u + v) / 2 for u, v in zip(plain[i].bbox, back[j]))
-            out.append(Detection(bbox=box, score=score))
-    used_a, used_b = {i for i, _ in pairs}, {j for _, j in pairs}
-    singles = [(d.bbox, d.score) for i, d in enumerate(plain) if i not in used_a]
-    singles += [(back[j], d.score) for j, d in enumerate(mirrored) if j not in used_b]
-    out += [Detection(bbox=tuple(box), score=s / 2) for box, s in singles if s / 2 >= min_score]
-    return sorted(out, key=lambda d: -d.score)
+    groups: list[list[Detection]] = []
+    for view in views:
+        pairs = greedy_pairs([_mean_box(g) for g in groups], [d.bbox for d in view], pair_iou)
+        for i, j in pairs:
+            groups[i].append(view[j])
+        paired = {j for _, j in pairs}
+        groups += [[d] for j, d in enumerate(view) if j not in paired]
+    fused = [Detection(bbox=_mean_box(g), score=sum(d.score for d in g) / len(views)) for g in groups]
+    return sorted((d for d in fused if d.score >= min_score), key=lambda d: -d.score)
 
 
 class YoloDetector:
-    """ultralytics YOLO face detector from a weights file or the model store."""
+    """ultralytics YOLO face detector (one model or a voting ensemble) from weights files or the model store."""
 
     name = "yolo"
 
     def __init__(self, settings: DetectorSettings, weights: str) -> None:
-        path, label = yolo_weights(weights)
+        paths, label = yolo_weights(weights)
         import torch
         from actors.offline import import_ultralytics
 
@@ -262,10 +276,15 @@ class YoloDetector:
         self.settings = settings
         self.device = settings.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
         self.version = f"{label}/ultralytics-{metadata.version('ultralytics')}"
-        self._model = YOLO(str(path))
+        self._models = [YOLO(str(path)) for path in paths]
 
-    def _predict(self, bgr: list[np.ndarray], conf: float) -> list[list[Detection]]:
-        results = self._model.predict(bgr, conf=conf, device=self.device, verbose=False)
+    @property
+    def views(self) -> int:
+        """How many views vote on each frame: models x (1, or 2 with the flip vote)."""
+        return len(self._models) * (2 if self.settings.flip_vote else 1)
+
+    def _predict(self, model: Any, bgr: list[np.ndarray], conf: float) -> list[list[Detection]]:
+        results = model.predict(bgr, conf=conf, device=self.device, verbose=False)
         out = []
         for result in results:
             boxes = result.boxes
@@ -274,22 +293,30 @@ class YoloDetector:
             out.append([Detection(bbox=tuple(float(v) for v in b), score=float(s)) for b, s in zip(xyxy, scores)])
         return out
 
+    def _views(self, model: Any, bgr: list[np.ndarray], conf: float) -> list[list[list[Detection]]]:
+        """Per frame of ``bgr``, this model's view(s): plain, and mirrored back when voting with the flip."""
+        if not self.settings.flip_vote:
+            return [[found] for found in self._predict(model, bgr, conf)]
+        found = self._predict(model, bgr + [np.ascontiguousarray(f[:, ::-1]) for f in bgr], conf)
+        n = len(bgr)
+        return [
+            [found[i], [Detection(bbox=mirror_box(d.bbox, bgr[i].shape[1]), score=d.score) for d in found[n + i]]]
+            for i in range(n)
+        ]
+
     def __call__(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
         out: list[list[Detection]] = []
-        min_score = self.settings.min_score
-        vote = self.settings.flip_vote
-        # With the vote, a fused score >= min_score needs each view >= 2 * min_score - 1.
-        conf = max(0.01, 2 * min_score - 1) if vote else min_score
+        min_score, n_views = self.settings.min_score, self.views
+        # A fused score >= min_score needs each view >= N * min_score - (N - 1) (the others at most 1).
+        conf = max(0.01, n_views * min_score - (n_views - 1))
         step = self.settings.batch_size
         for start in range(0, len(frames), step):
             # ultralytics reads numpy images as BGR.
             chunk = [np.ascontiguousarray(f[..., ::-1]) for f in frames[start : start + step]]
-            if not vote:
-                out += self._predict(chunk, conf)
-                continue
-            found = self._predict(chunk + [np.ascontiguousarray(f[:, ::-1]) for f in chunk], conf)
-            n = len(chunk)
-            out += [flip_vote_merge(found[i], found[n + i], chunk[i].shape[1], min_score) for i in range(n)]
+            per_model = [self._views(model, chunk, conf) for model in self._models]
+            for i in range(len(chunk)):
+                views = [view for model_views in per_model for view in model_views[i]]
+                out.append(views[0] if n_views == 1 else vote_merge(views, min_score))
         return out
 
 
@@ -337,8 +364,8 @@ def start_score(spec: str) -> float:
     name, arg = parse_detector_spec(spec)
     if name != "yolo":
         return METHOD_A_START_SCORE
-    path, _ = yolo_weights(arg)
-    stored = _stored_confidence(path.parent)
+    paths, _ = yolo_weights(arg)
+    stored = _stored_confidence(paths[0].parent)
     return YOLO_START_SCORE if stored is None else stored
 
 

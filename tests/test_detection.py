@@ -129,22 +129,52 @@ def test_a_track_starts_at_the_detectors_own_score(tmp_path):
     assert start_score(f"yolo:{bare}") == 0.7
 
 
-def test_flip_vote_keeps_faces_both_views_see():
-    """A box seen in the frame and (mirrored) in its mirror image keeps the mean score; a box one view
-    alone produces scores half its own and, at a confidence >= 0.5, is dropped."""
-    from actors.detection import Detection, flip_vote_merge, mirror_box
+def test_vote_keeps_faces_the_views_agree_on():
+    """Two views (a frame and its mirror image mapped back): a box both see keeps the mean score and box;
+    a box one view alone produces scores half its own and, at a confidence >= 0.5, is dropped. With three
+    views (three models) a face two of them see at 0.9 scores 0.6, one seen by one view a third."""
+    from actors.detection import Detection, mirror_box, vote_merge
 
     width = 200
     face = (20.0, 30.0, 60.0, 80.0)
     plain = [Detection(bbox=face, score=0.9), Detection(bbox=(100.0, 10.0, 140.0, 40.0), score=0.95)]
-    mirrored = [Detection(bbox=mirror_box((22.0, 30.0, 62.0, 80.0), width), score=0.7),
-                Detection(bbox=(0.0, 150.0, 30.0, 190.0), score=0.99)]
-    kept = flip_vote_merge(plain, mirrored, width, min_score=0.6)
+    mirrored = [Detection(bbox=(22.0, 30.0, 62.0, 80.0), score=0.7), Detection(bbox=(0.0, 150.0, 30.0, 190.0), score=0.99)]
+    kept = vote_merge([plain, mirrored], min_score=0.6)
     assert len(kept) == 1
     assert kept[0].score == pytest.approx(0.8) and kept[0].bbox == pytest.approx((21.0, 30.0, 61.0, 80.0))
-    loose = flip_vote_merge(plain, mirrored, width, min_score=0.3)  # singles at half score now pass
+    loose = vote_merge([plain, mirrored], min_score=0.3)  # singles at half score now pass
     assert sorted(round(d.score, 3) for d in loose) == [0.475, 0.495, 0.8]
     assert mirror_box(mirror_box(face, width), width) == face
+
+    lone = Detection(bbox=(150.0, 150.0, 190.0, 190.0), score=0.99)
+    three = [[Detection(bbox=face, score=0.9)], [], [Detection(bbox=(21.0, 31.0, 61.0, 81.0), score=0.9), lone]]
+    kept = vote_merge(three, min_score=0.6)
+    assert [round(d.score, 3) for d in kept] == [0.6] and kept[0].bbox == pytest.approx((20.5, 30.5, 60.5, 80.5))
+    assert sorted(round(d.score, 3) for d in vote_merge(three, min_score=0.3)) == [0.33, 0.6]
+
+
+def test_an_ensemble_of_one_model_with_itself_finds_what_the_model_finds(tmp_path, monkeypatch):
+    """`yolo:A+A` votes two identical views: every box pairs with its twin, so boxes and scores are the
+    single model's. A stored model whose manifest lists several weights is the same ensemble."""
+    from factory.models import SHIPPED_STORE, ModelStore
+    from factory.synthetic.anime_faces import AnimeFaceConfig, draw_scene
+
+    weights = ModelStore(str(SHIPPED_STORE)).fetch("detector").file("best.pt")
+    rgb, _, _ = draw_scene(np.random.default_rng(6), AnimeFaceConfig(seed=6, background_rate=0.0))
+    settings = DetectorSettings(min_score=0.6)
+    (single,) = make_detector(f"yolo:{weights}", settings)([rgb])
+    twin_detector = make_detector(f"yolo:{weights}+{weights}", settings)
+    assert twin_detector.views == 2 and twin_detector.version.count("+") == 1
+    (twin,) = twin_detector([rgb])
+    assert single and len(twin) == len(single)
+    for a, b in zip(single, twin):
+        assert a.bbox == pytest.approx(b.bbox, abs=1e-3) and a.score == pytest.approx(b.score, abs=1e-5)
+
+    monkeypatch.setenv("FACTORY_MODEL_STORE", str(tmp_path / "store"))
+    ModelStore().publish("pair", {"a.pt": weights, "b.pt": weights}, {}, {"weights": ["a.pt", "b.pt"]})
+    stored = make_detector("yolo:pair", settings)
+    assert stored.views == 2 and stored.version.startswith("pair@1")
+    assert [d.score for d in stored([rgb])[0]] == pytest.approx([d.score for d in single], abs=1e-5)
 
 
 def test_flip_vote_on_the_shipped_detector_is_mirror_symmetric():
