@@ -10,7 +10,7 @@ import decord
 import numpy as np
 import pytest
 
-from factory.video.decode import SAMPLING_POLICIES, SamplingSettings, Video, VideoDecodeError, prefetched
+from factory.video.decode import SAMPLING_POLICIES, SamplingSettings, Video, VideoDecodeError, Prefetched
 
 
 def _frames(video: Video, sampling: SamplingSettings) -> list[tuple[int, float, str, np.ndarray]]:
@@ -165,9 +165,22 @@ def test_prefetched_reraises_the_producer_error_after_the_items_before_it():
 
     got = []
     with pytest.raises(ValueError, match="boom"):
-        for item in prefetched(items(), 1):
+        for item in Prefetched(items(), 1):
             got.append(item)
     assert got == [1, 2]
+
+
+def test_prefetched_starts_working_before_the_first_next():
+    """The audio of a video's tracks is cleaned while the face mesh runs: the thread must not wait for `next`."""
+    started = threading.Event()
+
+    def items():
+        started.set()
+        yield 1
+
+    ahead = Prefetched(items(), 1)
+    assert started.wait(5.0)
+    assert list(ahead) == [1]
 
 
 def test_closing_prefetched_early_stops_its_thread():
@@ -180,7 +193,7 @@ def test_closing_prefetched_early_stops_its_thread():
             yield n
             n += 1
 
-    ahead = prefetched(endless(), 1)
+    ahead = Prefetched(endless(), 1)
     assert next(ahead) == 0
     ahead.close()
     count = len(produced)

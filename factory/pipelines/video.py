@@ -60,7 +60,7 @@ from factory.video.align import AlignSettings, FaceLandmarks, FaceMeasure, align
 from factory.video.candidates import FaceCrop, face_crop, ranked
 from factory.video.audio import VoiceExtractor, VoiceSettings, wav_bytes
 from factory.video.clip import encode_clip, square_box
-from factory.video.decode import AudioAhead, SamplingSettings, Video
+from factory.video.decode import AudioAhead, SamplingSettings, Video, Prefetched
 from factory.video.shots import ShotSettings, colour_histogram, histogram_distance
 from factory.video.style import StyleResult, StyleSettings, frame_style_score, video_style
 from factory.video.tracks import ANIVID_MOTION, Track, TrackSettings, build_tracks, motion_score, pick_face
@@ -320,19 +320,30 @@ class VideoMiner:
         if cfg.style_filter != "any" and style.style != cfg.style_filter:
             return self._unwanted(item, style, "sampled frames")
         tracks = build_tracks(scan.times, scan.detections, scan.cuts, video.meta.duration_s, cfg.tracks)
-        kept = []
+        moving = []  # (track, motion score) of the tracks that move enough to be kept
         for track in tracks:
             motion = motion_score([scan.thumbs[s] for s in track.samples if scan.thumbs[s] is not None])
-            chosen = self._choose(scan, track, style.style) if motion >= cfg.tracks.min_motion else []
-            if chosen:
-                kept.append((track, chosen, motion))
-        if not kept:
+            if motion >= cfg.tracks.min_motion:
+                moving.append((track, motion))
+        # One ffmpeg call decodes the audio: the whole track during pass 1 (short videos), else every
+        # moving track's span. A thread cleans each span and finds its voice while this one runs the
+        # face mesh (the core the decode used is free now); a track whose faces all fail drops its audio.
+        spans = audio_ahead.spans([(t.start_s, t.end_s) for t, _ in moving])
+        spans = spans if spans is not None else iter([None] * len(moving))
+        ahead = max(1, len(moving)) if audio_ahead.whole_track else 1  # long videos: one span ahead in memory
+        voices = Prefetched((self._audio(span, t) for (t, _), span in zip(moving, spans)), ahead)
+        rows = []
+        try:
+            for track, motion in moving:
+                chosen = self._choose(scan, track, style.style)
+                voice = next(voices)
+                if chosen:
+                    rows.append(self._row(item, video, scan, track, chosen, style, motion, voice))
+        finally:
+            voices.close()
+        if not rows:
             return self._empty(item, f"no face track kept ({len(tracks)} tracks >= {cfg.tracks.min_duration_s} s)")
-        # One ffmpeg call decodes the audio: the whole track during pass 1 (short videos),
-        # else every kept track's span now, loaded one at a time.
-        spans = audio_ahead.spans([(t.start_s, t.end_s) for t, _, _ in kept])
-        audio = spans if spans is not None else iter([None] * len(kept))
-        return [self._row(item, video, scan, t, chosen, style, motion, span) for (t, chosen, motion), span in zip(kept, audio)]
+        return rows
 
     def _unwanted(self, item: dict, style: StyleResult, frames: str) -> list[dict]:
         reason = f"style {style.style} (score {style.style_score:.3f}, {frames}) is not the wanted {self.config.style_filter}"
@@ -347,11 +358,11 @@ class VideoMiner:
         chosen: list[_Chosen],
         style: StyleResult,
         motion: float,
-        span: np.ndarray | None,
+        voice: tuple[dict, bytes | None, np.ndarray | None],
     ) -> dict:
         cfg, meta = self.config, video.meta
         jpegs = [c.jpeg for c in chosen]
-        audio_meta, wav, span = self._audio(span, track)
+        audio_meta, wav, span = voice  # from `_audio`
         best = chosen[0]
         posed = best.measure is not None  # None: box landmarks, nothing measured
         yaw, pitch = (best.measure.yaw_deg, best.measure.pitch_deg) if posed else (None, None)

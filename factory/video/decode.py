@@ -233,7 +233,7 @@ class Video:
         """
         sampling = sampling or SamplingSettings()
         batches = self.frames_at(self.plan(sampling), sampling.batch_size)
-        return prefetched(batches, prefetch) if prefetch > 0 else batches
+        return Prefetched(batches, prefetch) if prefetch > 0 else batches
 
     def frames_at(self, indices: np.ndarray, batch_size: int = SamplingSettings.batch_size) -> Iterator[FrameBatch]:
         """Decode the given sorted frame indices, at most `batch_size` per decode call."""
@@ -337,6 +337,11 @@ class AudioAhead:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="factory-audio")
             self._track = self._pool.submit(video.audio_track)
 
+    @property
+    def whole_track(self) -> bool:
+        """True when the whole track is (being) decoded here: its spans are views, costing no memory."""
+        return self._track is not None
+
     def spans(self, spans: Sequence[tuple[float, float]]) -> Iterator[np.ndarray] | None:
         """What `Video.audio_spans` returns for these spans."""
         if self._track is None:
@@ -364,44 +369,59 @@ class AudioAhead:
 _DONE = object()
 
 
-def prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
+def _produce(items: Iterator, ready: queue.Queue, stop: threading.Event) -> None:
+    try:
+        for item in items:
+            while not stop.is_set():
+                try:
+                    ready.put((item, None), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        ready.put((_DONE, None))
+    except BaseException as exc:  # handed to the consumer, raised there
+        ready.put((_DONE, exc))
+
+
+class Prefetched(Iterator[T]):
     """Iterate ``items`` with a thread producing up to ``depth`` ahead; its exceptions re-raise here.
 
-    Closing the returned generator early (break, an exception in the caller)
-    stops the thread before it pulls another item.
+    The thread starts at once, so work is under way before the first `next`.
+    `close` (also on garbage collection, as for a generator) stops the thread
+    before it pulls another item.
     """
-    ready: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        ready.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            ready.put((_DONE, None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            ready.put((_DONE, exc))
+    def __init__(self, items: Iterator[T], depth: int) -> None:
+        self._ready: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        # The thread holds the queue and the event, not self, so dropping self closes it.
+        args = (items, self._ready, self._stop)
+        self._thread = threading.Thread(target=_produce, args=args, name="decode-prefetch", daemon=True)
+        self._thread.start()
 
-    thread = threading.Thread(target=produce, name="decode-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = ready.get()
-            if item is _DONE:
-                if error is not None:
-                    raise error
-                return
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        item, error = self._ready.get()
+        if item is _DONE:
+            self.close()
+            if error is not None:
+                raise error
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        """Stop the thread; later `next` calls end the iteration."""
+        self._done = True
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a producer waiting on a full queue
             try:
-                ready.get_nowait()
+                self._ready.get_nowait()
             except queue.Empty:
-                thread.join(timeout=0.1)
+                self._thread.join(timeout=0.1)
+
+    def __del__(self) -> None:
+        self.close()
