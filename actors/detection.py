@@ -205,6 +205,11 @@ def stored_weights(stored: Any) -> list[Path]:
     return [stored.file(name) for name in ([names] if isinstance(names, str) else names)]
 
 
+def stored_spec(stored: Any) -> str:
+    """The ``--detector`` spec of a stored (or shipped) YOLO detector, by its files: ``yolo:A`` or ``yolo:A+B``."""
+    return "yolo:" + "+".join(str(path) for path in stored_weights(stored))
+
+
 def _one_weights(spec: str) -> tuple[list[Path], str]:
     path = Path(spec).expanduser()
     if path.is_file():

@@ -51,11 +51,10 @@ def _store(store_url: str | None):
 
 # -- detector -----------------------------------------------------------------------
 def _yolo_backend(store_url: str | None, settings: DetectorSettings) -> tuple[Any, dict[str, Any]]:
-    from actors.detection import DetectorSettings as BackendSettings, make_detector, stored_weights
+    from actors.detection import DetectorSettings as BackendSettings, make_detector, stored_spec
 
     stored = _store(store_url).fetch(settings.model)
-    weights = "+".join(str(path) for path in stored_weights(stored))  # several: an ensemble that votes
-    backend = make_detector(f"yolo:{weights}", BackendSettings(min_score=settings.confidence))
+    backend = make_detector(stored_spec(stored), BackendSettings(min_score=settings.confidence))  # several weights: a vote
     return backend, {"backend": "yolo", "model": str(stored.ref), "metrics": stored.metrics}
 
 

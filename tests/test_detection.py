@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actors.detection import DETECTORS, DetectorError, DetectorSettings, make_detector
+from actors.detection import DETECTORS, DetectorError, DetectorSettings, make_detector, stored_spec, stored_weights
 from factory.video.decode import SamplingSettings, Video
 
 
@@ -120,10 +120,10 @@ def test_a_track_starts_at_the_detectors_own_score(tmp_path):
 
     assert start_score("mediapipe") == start_score("animeface") == METHOD_A_START_SCORE == 0.8
     stored = ModelStore(str(SHIPPED_STORE)).fetch("detector")
-    assert start_score(f"yolo:{stored.file('best.pt')}") == stored.manifest["config"]["confidence"]
+    assert start_score(stored_spec(stored)) == stored.manifest["config"]["confidence"]
     bare = tmp_path / "bare" / "w.pt"
     bare.parent.mkdir()
-    shutil.copy(stored.file("best.pt"), bare)
+    shutil.copy(stored_weights(stored)[0], bare)
     assert start_score(f"yolo:{bare}") == YOLO_START_SCORE == 0.6
     (bare.parent / "model.json").write_text(json.dumps({"config": {"confidence": 0.7}}))
     assert start_score(f"yolo:{bare}") == 0.7
@@ -159,7 +159,7 @@ def test_an_ensemble_of_one_model_with_itself_finds_what_the_model_finds(tmp_pat
     from factory.models import SHIPPED_STORE, ModelStore
     from factory.synthetic.anime_faces import AnimeFaceConfig, draw_scene
 
-    weights = ModelStore(str(SHIPPED_STORE)).fetch("detector").file("best.pt")
+    weights = stored_weights(ModelStore(str(SHIPPED_STORE)).fetch("detector"))[0]
     rgb, _, _ = draw_scene(np.random.default_rng(6), AnimeFaceConfig(seed=6, background_rate=0.0))
     settings = DetectorSettings(min_score=0.6)
     (single,) = make_detector(f"yolo:{weights}", settings)([rgb])
@@ -184,7 +184,7 @@ def test_flip_vote_on_the_shipped_detector_is_mirror_symmetric():
     from factory.models import SHIPPED_STORE, ModelStore
     from factory.synthetic.anime_faces import AnimeFaceConfig, draw_scene
 
-    weights = ModelStore(str(SHIPPED_STORE)).fetch("detector").file("best.pt")
+    weights = stored_weights(ModelStore(str(SHIPPED_STORE)).fetch("detector"))[0]
     detector = make_detector(f"yolo:{weights}", DetectorSettings(min_score=0.6, flip_vote=True))
     rgb, boxes, _ = draw_scene(np.random.default_rng(5), AnimeFaceConfig(seed=5, background_rate=0.0))
     plain, mirrored = detector([rgb, np.ascontiguousarray(rgb[:, ::-1])])

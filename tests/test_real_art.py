@@ -58,12 +58,12 @@ def test_shipped_factory_detector_beside_the_baselines(real_art):
     as animeface and MediaPipe at its default confidence; its stored real_art figure is this score."""
     import json
 
-    from actors.detection import DetectorSettings, make_detector
+    from actors.detection import DetectorSettings, make_detector, stored_spec
     from factory.models import SHIPPED_STORE, ModelStore
 
     stored = ModelStore(str(SHIPPED_STORE)).fetch("detector")
     confidence = stored.manifest["config"]["confidence"]
-    ours = score_detector(make_detector(f"yolo:{stored.file('best.pt')}", DetectorSettings(min_score=confidence)), real_art)
+    ours = score_detector(make_detector(stored_spec(stored), DetectorSettings(min_score=confidence)), real_art)
     baselines = {spec: score_detector(make_detector(spec), real_art) for spec in ("animeface", "mediapipe")}
     print(json.dumps({"factory": ours.to_json(), **{k: v.to_json() for k, v in baselines.items()}}))
     assert ours.recall > baselines["mediapipe"].recall and ours.recall >= baselines["animeface"].recall - 0.06

@@ -22,7 +22,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from actors.detection import start_score
+from actors.detection import start_score, stored_spec
 from factory.models import SHIPPED_STORE, ModelStore
 from factory.pipelines.inputs import video_items
 from factory.pipelines.video import VideoConfig, VideoMiner
@@ -53,8 +53,7 @@ def slideshow(tmp_path_factory):
 
 def test_shipped_detector_mines_a_track_per_real_illustration(slideshow):
     path, images = slideshow
-    weights = ModelStore(str(SHIPPED_STORE)).fetch("detector").file("best.pt")
-    spec = f"yolo:{weights}"
+    spec = stored_spec(ModelStore(str(SHIPPED_STORE)).fetch("detector"))
     config = VideoConfig(detector=spec, style_filter="any", tracks=TrackSettings(start_score=start_score(spec)))
     rows = VideoMiner(config)(asdict(video_items(str(path))[0]))
     assert rows and all("__error__" not in r for r in rows), rows[0]
