@@ -113,6 +113,11 @@ COMMANDS: dict[str, Command] = {
         "factory.train:add_train_arguments",
         "factory.train:run_train_from_args",
     ),
+    "ensemble": Command(
+        "publish stored detectors (e.g. several training seeds) as one model whose members vote on each box",
+        "factory.train.ensemble:add_ensemble_arguments",
+        "factory.train.ensemble:run_ensemble_from_args",
+    ),
     "characters": Command(
         "group a video dataset's face tracks into characters: one sample per character (faces, voices, labels)",
         "factory.characters.run:add_characters_arguments",

@@ -183,13 +183,14 @@ def evaluate_detector(weights: Path, data_yaml: Path, work: Path, config: Detect
     return {"map50": float(box.map50), "map50_95": float(box.map), "precision": float(box.mp), "recall": float(box.mr)}
 
 
-def real_art_metrics(weights: Path, images: list[RealArtImage], config: DetectorConfig) -> dict[str, Any]:
-    """Recall at IoU 0.5 and extra boxes per image on the real-art images at the default confidence."""
+def real_art_metrics(spec: str, images: list[RealArtImage], folder: str, confidence: float,
+                     device: str | None = None) -> dict[str, Any]:
+    """Recall at IoU 0.5 and extra boxes per image of detector ``spec`` on real-art images at ``confidence``."""
     from actors.detection import DetectorSettings, make_detector
 
-    detector = make_detector(f"yolo:{weights}", DetectorSettings(min_score=config.confidence, device=config.device))
+    detector = make_detector(spec, DetectorSettings(min_score=confidence, device=device))
     result = score_detector(detector, images).to_json()
-    return {**result, "folder": Path(config.real_art).name, "confidence": config.confidence}
+    return {**result, "folder": Path(folder).name, "confidence": confidence}
 
 
 def train_detector(data_url: str | list[str], store_url: str | None, config: DetectorConfig = DetectorConfig()) -> ModelRef:
@@ -213,7 +214,7 @@ def train_detector(data_url: str | list[str], store_url: str | None, config: Det
         metrics["train_threads"] = threads
         metrics.update(_counts(splits), **pseudo)
         if real_art is not None:
-            metrics["real_art"] = real_art_metrics(weights, real_art, config)
+            metrics["real_art"] = real_art_metrics(f"yolo:{weights}", real_art, config.real_art, config.confidence, config.device)
         log.info("detector metrics: %s", json.dumps(metrics))
         manifest = {
             "kind": "detector",
