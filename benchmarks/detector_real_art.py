@@ -5,8 +5,8 @@
 
 Scores, in one run, the shipped baselines (animeface, MediaPipe short range,
 each at its default score) and every YOLO detector named with ``--yolo``
-(model-store ``NAME[@VERSION]`` or a weights file; default: the store's
-``detector`` when there is one) at each ``--confidence``, and with
+(model-store ``NAME[@VERSION]`` or a weights file, or several joined by ``+``:
+an ensemble that votes; default: the store's ``detector`` when there is one) at each ``--confidence``, and with
 ``--flip-vote`` each of those again with the mirror-image vote. The images
 default to ../shared/realdata/anime2d_dev (evaluation only: never train on
 it); ``--drawings N`` scores the same detectors on N procedural drawings of a
@@ -75,7 +75,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", default=str(REAL_ART), help="folder with images and boxes.json")
     p.add_argument("--store", help="model store (default FACTORY_MODEL_STORE)")
-    p.add_argument("--yolo", action="append", help="stored NAME[@VERSION] or weights file (repeatable; default: detector)")
+    p.add_argument("--yolo", action="append", help="stored NAME[@VERSION] or weights file, A+B an ensemble (repeatable; default: detector)")
     p.add_argument("--confidence", type=lambda s: [float(v) for v in s.split(",")], default=[0.25, 0.6])
     p.add_argument("--json", help="also write the rows here")
     p.add_argument("--flip-vote", action="store_true", help="also score every YOLO detector with the mirror-image vote")
