@@ -331,7 +331,7 @@ class VideoMiner:
         spans = audio_ahead.spans([(t.start_s, t.end_s) for t, _ in moving])
         spans = spans if spans is not None else iter([None] * len(moving))
         ahead = max(1, len(moving)) if audio_ahead.whole_track else 1  # long videos: one span ahead in memory
-        voices = Prefetched((self._audio(span, t) for (t, _), span in zip(moving, spans)), ahead)
+        voices = Prefetched((self._audio(span, t) for (t, _), span in zip(moving, spans)), ahead, "factory-voice")
         rows = []
         try:
             for track, motion in moving:

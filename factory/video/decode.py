@@ -393,13 +393,13 @@ class Prefetched(Iterator[T]):
     before it pulls another item.
     """
 
-    def __init__(self, items: Iterator[T], depth: int) -> None:
+    def __init__(self, items: Iterator[T], depth: int, name: str = "decode-prefetch") -> None:
         self._ready: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._done = False
         # The thread holds the queue and the event, not self, so dropping self closes it.
         args = (items, self._ready, self._stop)
-        self._thread = threading.Thread(target=_produce, args=args, name="decode-prefetch", daemon=True)
+        self._thread = threading.Thread(target=_produce, args=args, name=name, daemon=True)
         self._thread.start()
 
     def __next__(self) -> T:
