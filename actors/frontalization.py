@@ -48,10 +48,54 @@ class FrontalizerSettings:
     mesh_margin: float = 1.6  # crop side around the box handed to the face mesh, x the box side
     mesh_input: int = 256  # that crop is resized to this side
     mesh_min_score: float = 0.3
+    # True: the face mesh runs on the detector's own box (and eye line), without detecting the face
+    # again; right when the detector is MediaPipe's, whose face detection the mesh would repeat
+    # (about half the mesh's time). False: the mesh detects the face in the crop first, which is
+    # also the gate that rejects boxes MediaPipe does not see as a face. None: the video pipeline
+    # picks True for the mediapipe detector, False for any other.
+    mesh_from_box: bool | None = None
+    mesh_box_scale: float = 1.5  # the mesh's region = this x the box's longer side (MediaPipe's own)
 
 
 def _dist(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.hypot(*(a[:2] - b[:2])))
+
+
+# MediaPipe's face landmark subgraph alone (its face mesh graph without the face detection in
+# front of it): the image and the face's region in, 478 landmarks out when a face is present.
+_MESH_ON_REGION = """
+input_stream: "IMAGE:image"
+input_stream: "ROI:roi"
+input_side_packet: "WITH_ATTENTION:with_attention"
+output_stream: "LANDMARKS:face_landmarks"
+node {
+  calculator: "FaceLandmarkCpu"
+  input_stream: "IMAGE:image"
+  input_stream: "ROI:roi"
+  input_side_packet: "WITH_ATTENTION:with_attention"
+  output_stream: "LANDMARKS:face_landmarks"
+}
+"""
+
+
+def mesh_region(det: Detection, x0: int, y0: int, side: int, scale: float):
+    """The detection as the face mesh's region (a MediaPipe NormalizedRect) in a square crop.
+
+    Centred on the box, ``scale`` x its longer side, turned by the eye line
+    when the detection has both eyes (as MediaPipe derives it from its own
+    face detection).
+    """
+    from mediapipe.framework.formats import rect_pb2
+
+    bx0, by0, bx1, by1 = det.bbox
+    size = scale * max(bx1 - bx0, by1 - by0) / side
+    region = rect_pb2.NormalizedRect(
+        x_center=((bx0 + bx1) / 2 - x0) / side, y_center=((by0 + by1) / 2 - y0) / side, width=size, height=size
+    )
+    if "left_eye" in det.landmarks and "right_eye" in det.landmarks:
+        (ax, ay), (bx, by) = ordered_eyes(det.landmarks["left_eye"], det.landmarks["right_eye"])
+        region.rotation = -math.atan2(-(by - ay), bx - ax)  # MediaPipe's sign: image y points down
+    return region
 
 
 class FaceMeshLandmarker:
@@ -63,22 +107,39 @@ class FaceMeshLandmarker:
         import mediapipe as mp
 
         self.settings = settings
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True,
-            max_num_faces=1,
-            refine_landmarks=True,
-            min_detection_confidence=settings.mesh_min_score,
-        )
+        if settings.mesh_from_box:
+            from google.protobuf import text_format
+            from mediapipe.framework import calculator_pb2
+            from mediapipe.python.solution_base import PacketDataType, SolutionBase
+
+            graph = text_format.Parse(_MESH_ON_REGION, calculator_pb2.CalculatorGraphConfig())
+            hints = {"image": PacketDataType.IMAGE_FRAME, "roi": PacketDataType.PROTO}
+            self._mesh = SolutionBase(graph_config=graph, side_inputs={"with_attention": True}, outputs=["face_landmarks"], stream_type_hints=hints)
+        else:
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True,
+                max_num_faces=1,
+                refine_landmarks=True,
+                min_detection_confidence=settings.mesh_min_score,
+            )
+
+    def _found(self, crop: np.ndarray, det: Detection, x0: int, y0: int, side: int):
+        """The mesh's landmark list for the face, or None."""
+        if not self.settings.mesh_from_box:
+            found = self._mesh.process(crop).multi_face_landmarks
+            return found[0] if found else None
+        region = mesh_region(det, x0, y0, side, self.settings.mesh_box_scale)
+        return self._mesh.process({"image": crop, "roi": region}).face_landmarks
 
     def __call__(self, frame: np.ndarray, det: Detection) -> FaceLandmarks | None:
         h, w = frame.shape[:2]
         x0, y0, side = square_crop(det.bbox, self.settings.mesh_margin, w, h)
         crop = cv2.resize(frame[y0 : y0 + side, x0 : x0 + side], (self.settings.mesh_input,) * 2)
-        found = self._mesh.process(crop).multi_face_landmarks
-        if not found:
+        found = self._found(crop, det, x0, y0, side)
+        if found is None:
             return None
         # Points in source pixels; z shares x's scale (MediaPipe's convention).
-        pts = np.array([(p.x * side + x0, p.y * side + y0, p.z * side) for p in found[0].landmark])
+        pts = np.array([(p.x * side + x0, p.y * side + y0, p.z * side) for p in found.landmark])
         eyes = ordered_eyes(tuple(pts[_IRIS[0], :2]), tuple(pts[_IRIS[1], :2]))
         openness = np.mean(
             [_dist(pts[a], pts[b]) / max(_dist(pts[c], pts[d]), 1e-6) for (a, b), (c, d) in zip(_EYELIDS, _EYE_CORNERS)]

@@ -112,9 +112,17 @@ class VideoConfig:
             # The detector must return what the tracker may keep, and nothing it never will.
             raise ValueError("detection.min_score must equal tracks.keep_score (the hysteresis floor)")
 
+    def frontal_settings(self) -> FrontalizerSettings:
+        """The frontalizer's settings, `mesh_from_box` decided by the detector when left open."""
+        if self.frontal.mesh_from_box is not None:
+            return self.frontal
+        # MediaPipe's detector already gives the box and eye line the face mesh would detect again.
+        return replace(self.frontal, mesh_from_box=parse_detector_spec(self.detector)[0] == "mediapipe")
+
     def settings_json(self) -> dict[str, Any]:
         """The run config for dataset.json."""
         out = asdict(self)
+        out["frontal"] = asdict(self.frontal_settings())
         out["limits"] = asdict(self.limits)
         return out
 
@@ -181,7 +189,7 @@ class VideoMiner:
         if config.classifier:  # never invent labels: only a stored classifier gives them
             self.classifier, stored = load_stored_classifier(config.classifier)
             self.classifier_version = str(stored.ref)
-        self.frontalizer = Frontalizer(config.frontal)
+        self.frontalizer = Frontalizer(config.frontal_settings())
         self.voice = VoiceExtractor(config.voice)
 
     def __call__(self, item: dict) -> list[dict]:
