@@ -285,7 +285,7 @@ class VideoMiner:
         if span is None:
             return {**meta, "has_audio": False, "start_s": None, "end_s": None, "clips": 0}, None, None
         rate = self.config.voice.sample_rate
-        # Windows bound noisereduce's memory (it grows with the input: +150 MB for 120 s).
+        # Windows bound the noise gate's memory (it grows with the input's length).
         step = max(1, int(self.config.audio_window_s * rate))
         clips, speech = [], 0.0
         for offset in range(0, len(span), step):
