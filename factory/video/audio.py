@@ -128,7 +128,7 @@ def stationary_gate(samples: np.ndarray, sample_rate: int, strength: float) -> n
     50 ms with a triangular kernel and scales the spectrum. noisereduce's
     stationary gate does the same with a second STFT for the profile and
     30,000 zero samples padded on each side: 3.7x the CPU for a 6 s track,
-    for output that correlates 0.99 with this one.
+    for output that correlates 0.999 with this one (synthetic talking videos).
     """
     _, _, spectrum = stft(samples, nperseg=_GATE_FFT, noverlap=_GATE_FFT - _GATE_HOP, padded=False)
     db = 20.0 * np.log10(np.abs(spectrum) + np.finfo(np.float32).eps)
