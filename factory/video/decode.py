@@ -4,10 +4,10 @@ A video is opened once; its frame timestamps and key frames come from the
 container index, a sampling policy (looked up by name in `SAMPLING_POLICIES`)
 picks frame indices, and frames are decoded in batches of at most
 `SamplingSettings.batch_size`, so a long video never sits in memory whole.
-Audio is decoded by ffmpeg, for any number of spans in one call (one output
-file per span), to mono float32 at 16 kHz, so memory holds one span at a
-time (decord's AudioReader decodes the whole stream when it opens: a
-10-minute video's audio took 640 MB of peak memory there).
+Audio is decoded in process by PyAV (factory/video/soundtrack.py), span by
+span, to mono float32 at 16 kHz, so memory holds one span at a time
+(decord's AudioReader decodes the whole stream when it opens: a 10-minute
+video's audio took 640 MB of peak memory there).
 
 Every failure to open or decode ends as one `VideoDecodeError` with a
 one-line message, never a decord traceback.
@@ -19,7 +19,6 @@ import contextlib
 import os
 import queue
 import re
-import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +31,7 @@ import decord
 import numpy as np
 from decord.base import DECORDError
 
-from factory.video.tools import require_tool
+from factory.video import soundtrack
 
 AUDIO_SAMPLE_RATE = 16_000
 # Errors decord raises for unreadable input (it uses both).
@@ -42,11 +41,6 @@ _DECORD_PREFIX = re.compile(r"^(?:\[[\d:]+\]\s+\S+:\d+:\s*)+")
 # ... and internal checks with "Check failed: <expression> (<a> vs. <b>) "; the words after it say more.
 _DECORD_CHECK = re.compile(r"^Check failed: .*?\(-?\d+ vs\. -?\d+\)\s*")
 T = TypeVar("T")
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else "no message"
 
 
 class VideoDecodeError(Exception):
@@ -212,13 +206,12 @@ class Video:
 
     @property
     def has_audio(self) -> bool:
-        """Whether the container holds an audio stream (ffprobe reads the headers, once, when asked)."""
+        """Whether the container holds an audio stream (its headers are read once, when asked)."""
         if self._has_audio is None:
-            cmd = [require_tool("ffprobe"), "-v", "error", "-select_streams", "a", "-show_entries", "stream=index"]
-            done = subprocess.run([*cmd, "-of", "csv=p=0", str(self._path)], capture_output=True, text=True, timeout=120)
-            if done.returncode != 0:
-                raise self._fail(f"unreadable audio stream ({_first_line(done.stderr)})")
-            self._has_audio = bool(done.stdout.strip())
+            try:
+                self._has_audio = soundtrack.has_audio(self._path)
+            except soundtrack.SoundtrackError as exc:
+                raise self._fail(f"unreadable audio stream ({exc})") from None
         return self._has_audio
 
     def plan(self, sampling: SamplingSettings) -> np.ndarray:
@@ -260,35 +253,23 @@ class Video:
     def audio_spans(self, spans: Sequence[tuple[float, float]]) -> Iterator[np.ndarray] | None:
         """Audio of each (start_s, end_s) span, mono float32 in [-1, 1] at `sample_rate`; None without audio.
 
-        One ffmpeg call decodes every span to its own temporary file; the
-        iterator loads them one at a time and removes them when it ends.
+        Decoded in process, one span at a time as the iterator is read
+        (factory/video/soundtrack.py); a decode error raises `VideoDecodeError`.
         """
         if self._has_audio is False:
             return None
-        if not spans:
-            return iter(())
-        tmp = tempfile.TemporaryDirectory(prefix="factory-audio-")
-        cmd = [require_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", str(self._path)]
-        outputs = [Path(tmp.name) / f"{n}.f32" for n in range(len(spans))]
-        for (start, end), out in zip(spans, outputs):
-            cmd += ["-map", "0:a:0", "-ss", f"{max(start, 0.0):.6f}", "-t", f"{max(end - start, 0.0):.6f}"]
-            cmd += ["-ac", "1", "-ar", str(self.sample_rate), "-f", "f32le", str(out)]
-        done = subprocess.run(cmd, capture_output=True, timeout=1800)
-        if done.returncode != 0:
-            tmp.cleanup()
-            message = _first_line(done.stderr.decode(errors="replace"))
-            if "matches no streams" in message:
-                self._has_audio = False
-                return None
-            raise self._fail(f"cannot decode audio ({message})")
-        self._has_audio = True
+        try:
+            decoded = soundtrack.audio_spans(self._path, spans, self.sample_rate)
+        except soundtrack.SoundtrackError as exc:
+            raise self._fail(f"cannot decode audio ({exc})") from None
+        self._has_audio = decoded is not None
+        return None if decoded is None else self._reraise(decoded)
 
-        def load() -> Iterator[np.ndarray]:
-            with tmp:
-                for out in outputs:
-                    yield np.clip(np.fromfile(out, dtype=np.float32), -1.0, 1.0)
-
-        return load()
+    def _reraise(self, spans: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        try:
+            yield from spans
+        except soundtrack.SoundtrackError as exc:
+            raise self._fail(f"cannot decode audio ({exc})") from None
 
     def audio(self, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
         """Audio of [start_s, end_s) (default: all), mono float32 at `sample_rate`; empty without audio."""
