@@ -7,6 +7,8 @@ RSS, no looped long videos): the before/after of a change in minutes.
 
 All figures come from one run on the same synthetic inputs (factory/synthetic/video.py):
 - decode-only: decord decode of the frames the 0.5 s policy samples;
+- CPU seconds of both sides (every thread, ffmpeg children): steadier than
+  wall time on a shared VM;
 - end-to-end: `VideoMiner` (decode, style, shots, MediaPipe, face mesh,
   alignment, tracks, audio) on the same videos in this process, per stage,
   with and without the decode thread;
@@ -65,19 +67,25 @@ def _item(path: Path) -> dict:
     return asdict(video_items(str(path))[0])
 
 
-def decode_only(paths: list[Path]) -> tuple[int, float]:
-    """Frames sampled every 0.5 s and seconds to decode them."""
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (ffmpeg) so far, every thread."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def decode_only(paths: list[Path]) -> tuple[int, float, float]:
+    """Frames sampled every 0.5 s, and the wall and CPU seconds to decode them."""
     from factory.video.decode import SamplingSettings, Video
 
-    frames, start = 0, time.perf_counter()
+    frames, start, cpu = 0, time.perf_counter(), cpu_seconds()
     for path in paths:
         with Video(path) as video:
             frames += sum(len(batch) for batch in video.frame_batches(SamplingSettings()))
-    return frames, time.perf_counter() - start
+    return frames, time.perf_counter() - start, cpu_seconds() - cpu
 
 
-def end_to_end(paths: list[Path], prefetch: int) -> tuple[float, dict[str, float]]:
-    """Seconds to mine the videos in process, and seconds per stage."""
+def end_to_end(paths: list[Path], prefetch: int) -> tuple[float, dict[str, float], float]:
+    """Wall seconds to mine the videos in process, seconds per stage, and CPU seconds."""
     from factory.pipelines.video import VideoConfig, VideoMiner
 
     miner = VideoMiner(VideoConfig(style_filter="any", prefetch=prefetch))
@@ -88,18 +96,18 @@ def end_to_end(paths: list[Path], prefetch: int) -> tuple[float, dict[str, float
     miner._scan = Timed(miner._scan, "pass 1", totals)
     miner(_item(paths[0]))  # model load and first-call costs
     totals.clear()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     for path in paths:
         rows = miner(_item(path))
         if any("__error__" in r for r in rows):
             raise RuntimeError(f"{path}: {rows[0]['__error__']}")
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     # Pass 1 runs the detector; the face mesh runs after it, on each track's best candidates.
     stages = {k: v for k, v in totals.items() if k != "pass 1"}
     stages["decode wait, shots, style, face crop JPEG (pass 1 rest)"] = totals["pass 1"] - totals["detection (MediaPipe)"]
     # The audio runs in a thread beside the face mesh: it overlaps the other stages, not adds to them.
     stages["tracks, align, audio read, other"] = total - sum(v for k, v in stages.items() if k != AUDIO_STAGE)
-    return total, stages
+    return total, stages, cpu
 
 
 def pass1_costs_ms(paths: list[Path]) -> dict[str, float]:
@@ -206,6 +214,8 @@ def main() -> int:
         decode_s = statistics.median(r[0][1] for r in runs)
         total_s = statistics.median(r[1][0] for r in runs)
         serial_s = statistics.median(r[2][0] for r in runs)
+        decode_cpu = statistics.median(r[0][2] for r in runs)
+        total_cpu = statistics.median(r[1][2] for r in runs)
         stages = {k: statistics.median(r[1][1][k] for r in runs) for k in runs[0][1][1]}
         costs = [pass1_costs_ms(shorts) for _ in range(args.repeats)]
         pass1_ms = {k: statistics.median(c[k] for c in costs) for k in costs[0]}
@@ -220,6 +230,11 @@ def main() -> int:
         "end_to_end_fps": frames / total_s,
         "ratio_end_to_end_vs_decode": decode_s / total_s,
         "ratio_without_prefetch": decode_s / serial_s,
+        # CPU seconds (all threads, ffmpeg children): steadier than wall time on a shared VM, and
+        # the ratio a CPU-bound pool of actors would reach with every core busy.
+        "cpu_s_decode_only": decode_cpu,
+        "cpu_s_end_to_end": total_cpu,
+        "cpu_ratio_decode_vs_end_to_end": decode_cpu / total_cpu,
         "ratio_1_min_720p": minute_decode / minute_total,
         "pass1_ms_per_frame": pass1_ms,
         "pass1_ratio_bound": pass1_ms["decode (alone)"] / max(sum(pass1_ms.values()) - pass1_ms["decode (alone)"], pass1_ms["decode (alone)"]),
@@ -235,6 +250,7 @@ def main() -> int:
     print(f"| end-to-end frames/s (1 process) | {figures['end_to_end_fps']:.1f} |")
     print(f"| end-to-end / decode-only | {figures['ratio_end_to_end_vs_decode']:.2f} |")
     print(f"| same, decode not prefetched | {figures['ratio_without_prefetch']:.2f} |")
+    print(f"| CPU seconds, decode-only / end-to-end (4 videos) | {decode_cpu:.2f} / {total_cpu:.2f} = {figures['cpu_ratio_decode_vs_end_to_end']:.2f} |")
     print(f"| end-to-end / decode-only, the 1-minute 720p video | {figures['ratio_1_min_720p']:.2f} |")
     for name, share in figures["stage_share"].items():
         print(f"| share: {name} | {share:.1%} |")

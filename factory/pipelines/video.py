@@ -207,9 +207,9 @@ class VideoMiner:
         picked = keys[_spread(len(keys), self.config.style_frames)]
         return self._style_of(f for batch in video.frames_at(picked) for f in batch.frames)
 
-    def _landmarks(self, crop: FaceCrop, face: Detection, style: str) -> FaceLandmarks | None:
+    def _landmarks(self, crop: FaceCrop, pixels: np.ndarray, face: Detection, style: str) -> FaceLandmarks | None:
         # The landmark sources after the face mesh depend on the style: the video's.
-        marks = self.frontalizer(crop.pixels(), crop.to_crop(face), style)
+        marks = self.frontalizer(pixels, crop.to_crop(face), style)
         return None if marks is None else crop.to_frame(marks)
 
     def _scan(self, video: Video) -> Scan:
@@ -244,12 +244,20 @@ class VideoMiner:
         """
         cfg, samples = self.config, track.samples
         marks: list[FaceLandmarks | None] = [None] * len(samples)
+        pixels: dict[int, np.ndarray] = {}  # this round's decoded crops: the chosen are aligned without a second decode
+
+        def crop_pixels(i: int) -> np.ndarray:
+            if i not in pixels:
+                pixels[i] = scan.crops[samples[i]].pixels()
+            return pixels[i]
+
         order, picked = ranked(samples, scan.picked), []
         for start in range(0, len(order), cfg.landmark_candidates):
+            pixels.clear()  # one round's crops in memory, however long the track
             for i in order[start : start + cfg.landmark_candidates]:
                 s = samples[i]
                 if scan.crops[s] is not None:
-                    marks[i] = self._landmarks(scan.crops[s], scan.picked[s], style)
+                    marks[i] = self._landmarks(scan.crops[s], crop_pixels(i), scan.picked[s], style)
             measures = [measure(m) if m is not None else None for m in marks]
             picked = choose_faces(measures, cfg.align)
             if picked:
@@ -266,7 +274,7 @@ class VideoMiner:
             s = samples[i]
             crop, face = scan.crops[s], scan.picked[s]
             eyes = (crop.local(marks[i].eyes[0]), crop.local(marks[i].eyes[1]))
-            aligned = align_face(crop.pixels(), eyes, crop.to_crop(face).bbox, cfg.align)
+            aligned = align_face(crop_pixels(i), eyes, crop.to_crop(face).bbox, cfg.align)
             jpeg = _encode_jpeg(aligned, cfg.jpeg_quality)
             chosen.append(_Chosen(s, scan.detections[s][track.detections[i]], marks[i], measures[i], jpeg))
         return chosen
