@@ -36,7 +36,7 @@ _REPO = Path(__file__).resolve().parents[1]
 # Distributions whose version shapes what a run writes (OpenCV: every variant pinned to one version).
 _PACKAGES = (
     "anime-factory", "ray", "numpy", "pyarrow", "webdataset", "opencv-python", "opencv-contrib-python",
-    "decord", "mediapipe", "webrtcvad-wheels", "noisereduce", "scenedetect", "yt-dlp", "pillow", "bpy",
+    "decord", "av", "mediapipe", "webrtcvad-wheels", "noisereduce", "scenedetect", "yt-dlp", "pillow", "bpy",
     "ultralytics", "timm", "torch", "torchvision",
 )
 INPUT_SCHEMA = pa.schema(
