@@ -104,6 +104,23 @@ def test_audio_spans_equal_the_whole_track_cut_in_any_order(talking_2d):
     assert len(cut[2]) == round(3.25 * 16_000) and len(cut[4]) == len(whole) - 7 * 16_000  # ends with the track
 
 
+@pytest.mark.parametrize("codec, container", [("libopus", "webm"), ("aac", "m4a")])
+def test_48k_stereo_soundtracks_match_the_ffmpeg_cli(talking_2d, tmp_path, codec, container):
+    """What video sites serve (Opus in WebM, AAC in MP4, 48 kHz stereo) comes out as the CLI's 16 kHz mono."""
+    from factory.video import soundtrack
+
+    track = tmp_path / f"track.{container}"
+    encode = ["ffmpeg", "-v", "error", "-i", str(talking_2d.path), "-vn", "-ac", "2", "-ar", "48000", "-c:a", codec]
+    subprocess.run([*encode, "-b:a", "128k", str(track)], check=True)
+    cli = subprocess.run(["ffmpeg", "-v", "error", "-i", str(track), "-ac", "1", "-ar", "16000", "-f", "f32le", "-"],
+                         capture_output=True, check=True).stdout
+    want = np.frombuffer(cli, np.float32)
+    got = next(soundtrack.audio_spans(track, [(0.0, 99.0)], 16_000))
+    assert abs(len(got) - len(want)) <= 0.01 * len(want)
+    n = min(len(got), len(want))
+    assert np.corrcoef(got[:n], want[:n])[0, 1] > 0.999  # in the same place: one sample off gives 0.90
+
+
 def test_damaged_audio_packets_are_skipped_not_fatal(talking_2d, tmp_path):
     """Garbage in the middle of an AAC stream loses a few frames, not the soundtrack (the ffmpeg CLI's way)."""
     from factory.video import soundtrack
