@@ -1,9 +1,12 @@
-"""Streaming video and audio decode with decord.
+"""Streaming video and audio decode.
 
-A video is opened once; its frame timestamps and key frames come from the
-container index, a sampling policy (looked up by name in `SAMPLING_POLICIES`)
-picks frame indices, and frames are decoded in batches of at most
-`SamplingSettings.batch_size`, so a long video never sits in memory whole.
+A video is opened once with decord; its frame timestamps and key frames come
+from the container index, a sampling policy (looked up by name in
+`SAMPLING_POLICIES`) picks frame indices, and frames are decoded in batches
+of at most `SamplingSettings.batch_size`, so a long video never sits in
+memory whole. The frames come from one read through the stream that skips
+what no wanted frame needs (factory/video/framestream.py, PyAV); decord
+decodes whatever that read cannot.
 Audio is decoded in process by PyAV (factory/video/soundtrack.py), span by
 span, to mono float32 at 16 kHz, so memory holds one span at a time
 (decord's AudioReader decodes the whole stream when it opens: a 10-minute
@@ -31,7 +34,7 @@ import decord
 import numpy as np
 from decord.base import DECORDError
 
-from factory.video import soundtrack
+from factory.video import framestream, soundtrack
 
 AUDIO_SAMPLE_RATE = 16_000
 # Errors decord raises for unreadable input (it uses both).
@@ -189,6 +192,7 @@ class Video:
             stamps = self._reader.get_frame_timestamp(np.arange(frame_count))
             keys = np.asarray(self._reader.get_key_indices(), dtype=np.int64)
             height, width = self._reader[0].shape[:2]
+            self._reader.seek(0)  # parked: decord would go on decoding ahead in its thread (see _decord_batch)
             fps = float(self._reader.get_avg_fps())
         except _DECORD_ERRORS as exc:
             raise self._fail(f"not a readable video ({_reason(exc)})") from None
@@ -229,26 +233,53 @@ class Video:
         return Prefetched(batches, prefetch) if prefetch > 0 else batches
 
     def frames_at(self, indices: np.ndarray, batch_size: int = SamplingSettings.batch_size) -> Iterator[FrameBatch]:
-        """Decode the given sorted frame indices, at most `batch_size` per decode call."""
+        """Decode the given sorted frame indices, at most `batch_size` per batch.
+
+        One read through the stream (factory/video/framestream.py) delivers
+        them; whatever it cannot (a damaged packet, a frame without a
+        timestamp) decord decodes, and decord's error is the one raised.
+        """
         indices = np.asarray(indices, dtype=np.int64)
         is_key = np.isin(indices, self.timeline.key_indices)
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
-            try:
-                frames = self._reader.get_batch(chunk.tolist()).asnumpy()
-                # decord's reader keeps decoding ahead after get_batch, into memory that grows with
-                # the video (dmlc/decord#208, #197); parking it at frame 0 stops that. Measured on a
-                # 10-minute 720p video: peak RSS of a decode pass 674 -> 485 MB, and faster.
-                self._reader.seek(0)
-            except _DECORD_ERRORS as exc:
-                span = f"{chunk[0]}-{chunk[-1]}"
-                raise self._fail(f"cannot decode frames {span} ({_reason(exc)})") from None
-            yield FrameBatch(
-                indices=chunk,
-                times=self.timeline.times[chunk],
-                kinds=tuple("k" if k else "p" for k in is_key[start : start + len(chunk)]),
-                frames=frames,
-            )
+        stream = framestream.decode_sampled(self._path, self.timeline.times, self.timeline.key_indices, indices)
+        try:
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                yield FrameBatch(
+                    indices=chunk,
+                    times=self.timeline.times[chunk],
+                    kinds=tuple("k" if k else "p" for k in is_key[start : start + len(chunk)]),
+                    frames=self._take(stream, chunk),
+                )
+        finally:
+            stream.close()
+
+    def _take(self, stream: Iterator[tuple[int, np.ndarray]], chunk: np.ndarray) -> np.ndarray:
+        """The chunk's frames from ``stream`` while it delivers them in order, from decord after that."""
+        frames: list[np.ndarray] = []
+        for want in chunk:
+            got = next(stream, None)
+            if got is None or got[0] != want:
+                break
+            frames.append(got[1])
+        rest = chunk[len(frames) :]
+        if len(rest) == 0:
+            return np.stack(frames)
+        stream.close()  # stopped, or out of step: decord decodes from here on
+        decoded = self._decord_batch(rest)
+        return np.concatenate([np.stack(frames), decoded]) if frames else decoded
+
+    def _decord_batch(self, chunk: np.ndarray) -> np.ndarray:
+        try:
+            frames = self._reader.get_batch(chunk.tolist()).asnumpy()
+            # decord's reader keeps decoding ahead after get_batch, into memory that grows with
+            # the video (dmlc/decord#208, #197); parking it at frame 0 stops that. Measured on a
+            # 10-minute 720p video: peak RSS of a decode pass 674 -> 485 MB, and faster.
+            self._reader.seek(0)
+        except _DECORD_ERRORS as exc:
+            span = f"{chunk[0]}-{chunk[-1]}"
+            raise self._fail(f"cannot decode frames {span} ({_reason(exc)})") from None
+        return frames
 
     def audio_spans(self, spans: Sequence[tuple[float, float]]) -> Iterator[np.ndarray] | None:
         """Audio of each (start_s, end_s) span, mono float32 in [-1, 1] at `sample_rate`; None without audio.
