@@ -6,7 +6,9 @@
 RSS, no looped long videos): the before/after of a change in minutes.
 
 All figures come from one run on the same synthetic inputs (factory/synthetic/video.py):
-- decode-only: decord decode of the frames the 0.5 s policy samples;
+- decode-only: `Video.frames_at` (the pipeline's decoder) of the frames the 0.5 s
+  policy samples, and decord's get_batch of the same frames (the decoder before
+  the one-pass stream of factory/video/framestream.py);
 - CPU seconds of both sides (every thread, ffmpeg children): steadier than
   wall time on a shared VM;
 - end-to-end: `VideoMiner` (decode, style, shots, MediaPipe, face mesh,
@@ -73,14 +75,27 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def decode_only(paths: list[Path]) -> tuple[int, float, float]:
-    """Frames sampled every 0.5 s, and the wall and CPU seconds to decode them."""
+def _pipeline_decode(video, indices) -> int:
+    return sum(len(batch) for batch in video.frames_at(indices))
+
+
+def _decord_decode(video, indices, batch: int = 16) -> int:
+    """decord's get_batch, as Video decoded before the one-pass stream (the issue-15 baseline)."""
+    reader = video._reader
+    for start in range(0, len(indices), batch):
+        reader.get_batch(indices[start : start + batch].tolist()).asnumpy()
+        reader.seek(0)
+    return len(indices)
+
+
+def decode_only(paths: list[Path], decoder=_pipeline_decode) -> tuple[int, float, float]:
+    """Frames sampled every 0.5 s, and the wall and CPU seconds to decode them with ``decoder``."""
     from factory.video.decode import SamplingSettings, Video
 
     frames, start, cpu = 0, time.perf_counter(), cpu_seconds()
     for path in paths:
         with Video(path) as video:
-            frames += sum(len(batch) for batch in video.frame_batches(SamplingSettings()))
+            frames += decoder(video, video.plan(SamplingSettings()))
     return frames, time.perf_counter() - start, cpu_seconds() - cpu
 
 
@@ -209,18 +224,24 @@ def main() -> int:
         shorts = [make_video(folder / f"short{i}.mp4", replace(SHORT, seed=i)).path for i in range(4)]
         longs = long_videos(folder, () if args.quick else (3, args.long_min))
         # Interleaved repeats, median of each: other load on the machine hits both sides alike.
-        runs = [(decode_only(shorts), end_to_end(shorts, prefetch=1), end_to_end(shorts, prefetch=0)) for _ in range(args.repeats)]
+        runs = [
+            (decode_only(shorts), end_to_end(shorts, prefetch=1), end_to_end(shorts, prefetch=0), decode_only(shorts, _decord_decode))
+            for _ in range(args.repeats)
+        ]
         frames = runs[0][0][0]
         decode_s = statistics.median(r[0][1] for r in runs)
         total_s = statistics.median(r[1][0] for r in runs)
         serial_s = statistics.median(r[2][0] for r in runs)
+        decord_s = statistics.median(r[3][1] for r in runs)
         decode_cpu = statistics.median(r[0][2] for r in runs)
+        decord_cpu = statistics.median(r[3][2] for r in runs)
         total_cpu = statistics.median(r[1][2] for r in runs)
         stages = {k: statistics.median(r[1][1][k] for r in runs) for k in runs[0][1][1]}
         costs = [pass1_costs_ms(shorts) for _ in range(args.repeats)]
         pass1_ms = {k: statistics.median(c[k] for c in costs) for k in costs[0]}
         minute_decode = statistics.median(decode_only([longs[1]])[1] for _ in range(args.repeats))
         minute_total = statistics.median(end_to_end([longs[1]], prefetch=1)[0] for _ in range(args.repeats))
+        minute_decord = statistics.median(decode_only([longs[1]], _decord_decode)[1] for _ in range(args.repeats))
         ray_s = {} if args.quick else ray_runs(shorts, folder)
         rss = {} if args.quick else {f"{n} min 720p": peak_rss_mb(path) for n, path in sorted(longs.items())}
     figures = {
@@ -229,6 +250,9 @@ def main() -> int:
         "decode_fps": frames / decode_s,
         "end_to_end_fps": frames / total_s,
         "ratio_end_to_end_vs_decode": decode_s / total_s,
+        "decord_decode_fps": frames / decord_s,
+        "ratio_end_to_end_vs_decord_decode": decord_s / total_s,
+        "cpu_s_decord_decode": decord_cpu,
         "ratio_without_prefetch": decode_s / serial_s,
         # CPU seconds (all threads, ffmpeg children): steadier than wall time on a shared VM, and
         # the ratio a CPU-bound pool of actors would reach with every core busy.
@@ -236,6 +260,7 @@ def main() -> int:
         "cpu_s_end_to_end": total_cpu,
         "cpu_ratio_decode_vs_end_to_end": decode_cpu / total_cpu,
         "ratio_1_min_720p": minute_decode / minute_total,
+        "ratio_1_min_720p_vs_decord_decode": minute_decord / minute_total,
         "pass1_ms_per_frame": pass1_ms,
         "pass1_ratio_bound": pass1_ms["decode (alone)"] / max(sum(pass1_ms.values()) - pass1_ms["decode (alone)"], pass1_ms["decode (alone)"]),
         "stage_share": {k: v / total_s for k, v in sorted(stages.items(), key=lambda kv: -kv[1])},
@@ -250,8 +275,12 @@ def main() -> int:
     print(f"| end-to-end frames/s (1 process) | {figures['end_to_end_fps']:.1f} |")
     print(f"| end-to-end / decode-only | {figures['ratio_end_to_end_vs_decode']:.2f} |")
     print(f"| same, decode not prefetched | {figures['ratio_without_prefetch']:.2f} |")
+    print(f"| decord get_batch frames/s (the decode before the one-pass stream) | {figures['decord_decode_fps']:.1f} |")
+    print(f"| end-to-end / decord decode-only | {figures['ratio_end_to_end_vs_decord_decode']:.2f} |")
+    print(f"| CPU seconds, decord decode-only | {decord_cpu:.2f} |")
     print(f"| CPU seconds, decode-only / end-to-end (4 videos) | {decode_cpu:.2f} / {total_cpu:.2f} = {figures['cpu_ratio_decode_vs_end_to_end']:.2f} |")
     print(f"| end-to-end / decode-only, the 1-minute 720p video | {figures['ratio_1_min_720p']:.2f} |")
+    print(f"| same, over decord decode-only | {figures['ratio_1_min_720p_vs_decord_decode']:.2f} |")
     for name, share in figures["stage_share"].items():
         print(f"| share: {name} | {share:.1%} |")
     for name, ms in pass1_ms.items():
