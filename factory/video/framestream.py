@@ -6,8 +6,8 @@ other frame refers to it (FFmpeg's ``skip_frame = NONREF``): most B-frames
 of a typical H.264 upload. A stretch of key-frame intervals holding no
 wanted frame is skipped with a seek. The frames that come out are the ones a
 full decode gives, bit for bit (tests/test_decode.py). Measured 2026-12-08
-on the four 12 s 360p benchmark videos (72 % B-frames), 96 sampled frames:
-decord's get_batch 0.92-0.99 CPU-s, this 0.46-0.49.
+on the four 12 s 360p benchmark videos (72 % B-frames), 96 sampled frames
+(`benchmarks/video.py`): decord's get_batch 0.60 CPU-s, this 0.35.
 
 Frames are named by their index in presentation order, as decord counts
 them, matched on the timestamp: decord's timeline starts at 0, the stream's
