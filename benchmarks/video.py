@@ -81,10 +81,8 @@ def _pipeline_decode(video, indices) -> int:
 
 def _decord_decode(video, indices, batch: int = 16) -> int:
     """decord's get_batch, as Video decoded before the one-pass stream (the issue-15 baseline)."""
-    reader = video._reader
     for start in range(0, len(indices), batch):
-        reader.get_batch(indices[start : start + batch].tolist()).asnumpy()
-        reader.seek(0)
+        video._decord_batch(indices[start : start + batch])
     return len(indices)
 
 
